@@ -82,7 +82,9 @@ if not SECRET_KEY:
             "scripts/install-agent.sh writes one to data/alpha.env."
         )
     SECRET_KEY = "insecure-development-key-never-used-in-production"
-ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

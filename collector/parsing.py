@@ -20,7 +20,21 @@ PROGRAMS = ("sshd", "sshd-session", "sshd-auth")
 MONTHS = {
     name: number
     for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+        (
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+        ),
+        1,
     )
 }
 
@@ -91,6 +105,7 @@ class Event:
     count: int = 1
     invalid_user: bool = False
     message: str = ""
+    boot_id: str = ""  # the journal's _BOOT_ID: PIDs restart at every boot
 
     @property
     def phase(self) -> str:
@@ -149,9 +164,7 @@ RFC5424_HEADER = re.compile(
     r"(?P<host>\S+) (?P<prog>sshd(?:-session|-auth)?) (?P<pid>\d+|-) \S+ "
     r'(?:-|(?:\[[^\s\]]+(?: [^=\s\]]+="(?:[^"\\]|\\.)*")*\])+)(?: |$)'
 )
-RFC3339_TS = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$"
-)
+RFC3339_TS = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
 
 # --- Messages ------------------------------------------------------------------------------
 
@@ -161,7 +174,9 @@ ADDR = r"(?P<ip>[0-9A-Za-z.:%_-]+)"
 # user name (BSD auth style), so the first ": " always starts the suffix; the greedy user group
 # then takes the LAST " from <addr>" before it, and a user name with a fake
 # " from 1.2.3.4 port 22 ssh2" in it stays inside the user name.
-USER_FROM = re.compile(rf"(?P<user>.*) from {ADDR}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
+USER_FROM = re.compile(
+    rf"(?P<user>.*) from {ADDR}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$"
+)
 ACCEPTED = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
 FAILED = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<rest>.*)$")
 INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
@@ -257,7 +272,12 @@ INFO_PREFIXES = (
     "SSH: Server;",
 )
 
-KEX_MARKERS = ("kex_exchange_identification", "kex_protocol_error", "ssh_dispatch_run_fatal", "Magic value check failed")
+KEX_MARKERS = (
+    "kex_exchange_identification",
+    "kex_protocol_error",
+    "ssh_dispatch_run_fatal",
+    "Magic value check failed",
+)
 
 
 def _port(value: str | None) -> int | None:
@@ -326,7 +346,15 @@ class Parser:
         year, month, day, hour, minute, second, frac, offset = m.groups()
         micro = int((frac or "0")[:6].ljust(6, "0"))
         try:
-            naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
+            naive = datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                micro,
+            )
         except ValueError:
             return None
         if offset is None:
@@ -353,13 +381,25 @@ class Parser:
             if m is not None:
                 ts = self.rfc3339_ts(m["ts"])
                 pid = m["pid"]
-                return self._event(ts, m["host"], m["prog"], None if pid == "-" else pid, line[m.end() :])
+                return self._event(
+                    ts,
+                    m["host"],
+                    m["prog"],
+                    None if pid == "-" else pid,
+                    line[m.end() :],
+                )
             first = line[line.find(">") + 1 : line.find(">") + 2]
         if first.isdigit():
             m = RFC3339_HEADER.match(line)
             if m is None:
                 return MALFORMED
-            return self._event(self.rfc3339_ts(m["ts"]), m["host"], m["prog"], m["pid"], line[m.end() :])
+            return self._event(
+                self.rfc3339_ts(m["ts"]),
+                m["host"],
+                m["prog"],
+                m["pid"],
+                line[m.end() :],
+            )
         m = CLASSIC_HEADER.match(line)
         if m is None:
             return MALFORMED
@@ -367,15 +407,27 @@ class Parser:
         return self._event(ts, m["host"], m["prog"], m["pid"], line[m.end() :])
 
     def parse_journal(
-        self, ts: datetime, host: str, program: str, pid: str | None, message: str
+        self,
+        ts: datetime,
+        host: str,
+        program: str,
+        pid: str | None,
+        message: str,
+        boot_id: str = "",
     ) -> Event | Malformed:
-        """An event from journal fields; the journal gives the time and PID itself."""
+        """An event from journal fields; the journal gives the time, PID and boot itself."""
         if len(message) > MAX_LINE_LENGTH:
             message = message[:MAX_LINE_LENGTH]
-        return self._event(ts.astimezone(self.zone), host, program, pid, message)
+        return self._event(ts.astimezone(self.zone), host, program, pid, message, boot_id)
 
     def _event(
-        self, ts: datetime | None, host: str | None, program: str, pid: str | None, msg: str
+        self,
+        ts: datetime | None,
+        host: str | None,
+        program: str,
+        pid: str | None,
+        msg: str,
+        boot_id: str = "",
     ) -> Event | Malformed:
         if ts is None:
             return MALFORMED
@@ -385,8 +437,9 @@ class Parser:
             ts=ts,
             host=host or "",
             program=program,
-            pid=int(pid) if pid else None,
+            pid=int(pid) if pid and pid.isdigit() else None,
             message=msg,
+            boot_id=boot_id,
             **fields,
         )
 
@@ -428,7 +481,13 @@ def _accepted(msg: str) -> dict | None:
     if parts is None:
         return None
     user, ip, port = parts
-    return {"kind": "accepted", "method": m["method"], "user": user, "source_ip": ip, "source_port": port}
+    return {
+        "kind": "accepted",
+        "method": m["method"],
+        "user": user,
+        "source_ip": ip,
+        "source_port": port,
+    }
 
 
 def _failed(msg: str) -> dict | None:
@@ -457,7 +516,13 @@ def _invalid(msg: str) -> dict | None:
     if parts is None:
         return None
     user, ip, port = parts
-    return {"kind": "invalid_user", "user": user, "source_ip": ip, "source_port": port, "invalid_user": True}
+    return {
+        "kind": "invalid_user",
+        "user": user,
+        "source_ip": ip,
+        "source_port": port,
+        "invalid_user": True,
+    }
 
 
 def _pam_unix(msg: str) -> dict | None:
@@ -465,7 +530,11 @@ def _pam_unix(msg: str) -> dict | None:
         return {"kind": "pam_user_unknown", "invalid_user": True}
     m = PAM_AUTH_FAILURE.match(msg)
     if m:
-        return {"kind": "pam_auth_failure", "user": m["user"] or None, "source_ip": m["ip"] or None}
+        return {
+            "kind": "pam_auth_failure",
+            "user": m["user"] or None,
+            "source_ip": m["ip"] or None,
+        }
     m = PAM_SESSION.match(msg)
     if m:
         user = m["user"]
@@ -480,14 +549,23 @@ def _pam_unix(msg: str) -> dict | None:
 def _pam(msg: str) -> dict | None:
     m = PAM_MORE_FAILURES.match(msg)
     if m:
-        return {"kind": "pam_more_failures", "user": m["user"] or None, "source_ip": m["ip"] or None}
+        return {
+            "kind": "pam_more_failures",
+            "user": m["user"] or None,
+            "source_ip": m["ip"] or None,
+        }
     return None
 
 
 def _error(msg: str) -> dict | None:
     m = PAM_ERROR_FAILURE.match(msg)
     if m:
-        return {"kind": "pam_auth_failure", "user": m["user"], "source_ip": m["ip"], "invalid_user": bool(m["invalid"])}
+        return {
+            "kind": "pam_auth_failure",
+            "user": m["user"],
+            "source_ip": m["ip"],
+            "invalid_user": bool(m["invalid"]),
+        }
     m = MAX_AUTH.match(msg)
     if m:
         return _max_auth(m)
@@ -502,10 +580,18 @@ def _error(msg: str) -> dict | None:
 def _fatal(msg: str) -> dict | None:
     m = TIMEOUT.match(msg)
     if m:
-        return {"kind": "timeout", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "timeout",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     m = UNABLE_TO_NEGOTIATE.match(msg)
     if m:
-        return {"kind": "unable_to_negotiate", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "unable_to_negotiate",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     if SOCKET_RESET.match(msg):
         return {"kind": "connection_reset"}
     return None
@@ -548,7 +634,12 @@ def _disconnected(msg: str) -> dict | None:
     if m is None:
         return None
     if m["postuser"] is not None and not m["pre"]:
-        return {"kind": "disconnected_user", "user": m["postuser"], "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "disconnected_user",
+            "user": m["postuser"],
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return {
         "kind": "disconnected",
         "user": m["user"] if m["user"] is not None else m["postuser"],
@@ -575,7 +666,11 @@ def _disconnecting(msg: str) -> dict | None:
 def _connection(msg: str) -> dict | None:
     m = CONNECTION_FROM.match(msg)
     if m:
-        return {"kind": "connection_from", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "connection_from",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     m = CONNECTION_CLOSED.match(msg)
     if m:
         return _connection_closed(m)
@@ -590,20 +685,33 @@ def _connection_closed(m: re.Match) -> dict:
         # (sshd marks every pre-auth line since OpenSSH 5.9).
         kind = "connection_closed_postauth"
     ip = m["ip"] or m["ip_only"]
-    return {"kind": kind, "user": m["user"], "source_ip": ip, "source_port": _port(m["port"])}
+    return {
+        "kind": kind,
+        "user": m["user"],
+        "source_ip": ip,
+        "source_port": _port(m["port"]),
+    }
 
 
 def _did(msg: str) -> dict | None:
     m = NO_IDENTIFICATION.match(msg)
     if m:
-        return {"kind": "no_identification", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "no_identification",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return None
 
 
 def _bad(msg: str) -> dict | None:
     m = BAD_PROTOCOL.match(msg)
     if m:
-        return {"kind": "bad_protocol", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "bad_protocol",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return None
 
 
@@ -626,14 +734,22 @@ def _banner(msg: str) -> dict | None:
 def _unable(msg: str) -> dict | None:
     m = UNABLE_TO_NEGOTIATE.match(msg)
     if m:
-        return {"kind": "unable_to_negotiate", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "unable_to_negotiate",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return None
 
 
 def _timeout(msg: str) -> dict | None:
     m = TIMEOUT.match(msg)
     if m:
-        return {"kind": "timeout", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "timeout",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return None
 
 
@@ -650,7 +766,12 @@ def _user(msg: str) -> dict | None:
 def _root(msg: str) -> dict | None:
     m = ROOT_REFUSED.match(msg)
     if m:
-        return {"kind": "root_refused", "user": "root", "source_ip": m["ip"], "source_port": _port(m["port"])}
+        return {
+            "kind": "root_refused",
+            "user": "root",
+            "source_ip": m["ip"],
+            "source_port": _port(m["port"]),
+        }
     return None
 
 
@@ -692,7 +813,11 @@ def _last(msg: str) -> dict | None:
 def _input(msg: str) -> dict | None:
     m = USERAUTH_REQUEST_INVALID.match(msg)
     if m:
-        return {"kind": "userauth_request_invalid", "user": m["user"], "invalid_user": True}
+        return {
+            "kind": "userauth_request_invalid",
+            "user": m["user"],
+            "invalid_user": True,
+        }
     return None
 
 
@@ -735,4 +860,3 @@ def _fallback(msg: str) -> dict:
     if msg.startswith(INFO_PREFIXES):
         return {"kind": "info"}
     return {"kind": "unknown"}
-

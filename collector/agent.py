@@ -1,0 +1,315 @@
+"""The agent's reading loop: files and the journal into the tracker, batches into the database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from . import journal
+from .models import FILE, JOURNAL, LogSource
+from .parsing import MALFORMED, Parser
+from .recording import Recorder
+from .tailing import (
+    SourceError,
+    decode_lines,
+    describe_os_error,
+    find_by_inode,
+    fingerprint_of,
+    identify,
+    open_log,
+    read_chunks,
+)
+
+DEFAULT_PATHS = ("/var/log/auth.log", "/var/log/secure")
+PROGRESS_EVERY = 2.0  # seconds between progress lines on long reads
+
+
+class FollowedFile:
+    """A path being followed across rotations: the open file and its LogSource row."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.file = None
+        self.compressed = False
+        self.source: LogSource | None = None
+
+
+class Agent:
+    def __init__(self, *, year: int | None = None, progress: Callable[[str], None] | None = None):
+        self.zone = ZoneInfo(settings.TIME_ZONE)
+        self.parser = Parser(self.zone, year=year)
+        self.recorder = Recorder()
+        self.progress = progress
+        self.stopping = False
+
+    # -- files --
+
+    def read_file(self, path: str) -> None:
+        """Read a whole file once (backfill or --once) from where an earlier read stopped."""
+        followed = FollowedFile(path)
+        try:
+            self._open(followed)
+            self._finish_rotated(followed)
+            self._drain(followed, final=followed.compressed)
+        finally:
+            self._close(followed)
+
+    def follow(self, paths: list[str], stat_interval: float) -> None:
+        """Follow files until SIGTERM/SIGINT: inotify wakes the loop, a periodic stat backs it up."""
+        from inotify_simple import INotify
+        from inotify_simple import flags as f
+
+        followers = [FollowedFile(path) for path in paths]
+        for followed in followers:
+            self._open(followed)
+            self._finish_rotated(followed)
+        inotify = INotify()
+        mask = f.MODIFY | f.CREATE | f.MOVED_TO | f.MOVED_FROM | f.DELETE | f.CLOSE_WRITE | f.ATTRIB
+        # Watch the directories, not the files, to see a new file appear under the same name.
+        watched = {}
+        for followed in followers:
+            directory = os.path.dirname(os.path.abspath(followed.path))
+            if directory not in watched:
+                watched[directory] = inotify.add_watch(directory, mask)
+        names = {os.path.basename(fw.path) for fw in followers}
+        self._install_signal_handlers()
+        try:
+            for followed in followers:
+                self._sync(followed)
+            while not self.stopping:
+                events = inotify.read(timeout=int(stat_interval * 1000))
+                if self.stopping:
+                    break
+                if events and not any(ev.name in names for ev in events):
+                    continue
+                close_old_connections()
+                for followed in followers:
+                    self._sync(followed)
+        finally:
+            inotify.close()
+            for followed in followers:
+                self._close(followed)
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum, frame):
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _open(self, followed: FollowedFile) -> None:
+        followed.file, followed.compressed = open_log(followed.path)
+        ident = identify(followed.file, followed.compressed)
+        followed.source = self._source_for(followed.path, ident, followed.file)
+
+    def _close(self, followed: FollowedFile) -> None:
+        if followed.file is not None:
+            followed.file.close()
+            followed.file = None
+
+    def _source_for(self, path: str, ident, f) -> LogSource:
+        """The row of this file: same device and inode with the same first bytes, else the same
+        first bytes under another name (rotated, compressed), else a new file."""
+        if not ident.compressed:
+            for source in LogSource.objects.filter(
+                kind=FILE, device=ident.device, inode=ident.inode, finished=False
+            ):
+                if (
+                    source.fingerprint_size
+                    and fingerprint_of(f, source.fingerprint_size) == source.fingerprint
+                ):
+                    if source.path != path:
+                        source.path = path
+                    return source
+        if ident.fingerprint_size == 1024:
+            source = (
+                LogSource.objects.filter(kind=FILE, fingerprint=ident.fingerprint, fingerprint_size=1024)
+                .order_by("-offset")
+                .first()
+            )
+            if source is not None:
+                return source
+        return LogSource(
+            kind=FILE,
+            path=path,
+            device=None if ident.compressed else ident.device,
+            inode=None if ident.compressed else ident.inode,
+            fingerprint=ident.fingerprint,
+            fingerprint_size=ident.fingerprint_size,
+            size=ident.size,
+        )
+
+    def _finish_rotated(self, followed: FollowedFile) -> None:
+        """If the file last read under this name was rotated while the agent was stopped, read
+        the rest of it (it is usually `name.1` now) before the new file."""
+        current = followed.source
+        previous = (
+            LogSource.objects.filter(kind=FILE, path=followed.path, finished=False)
+            .exclude(pk=current.pk)
+            .order_by("-last_read_at")
+            .first()
+        )
+        if previous is None or previous.inode is None:
+            return
+        rotated_path = find_by_inode(
+            os.path.dirname(os.path.abspath(followed.path)),
+            previous.device,
+            previous.inode,
+        )
+        if rotated_path is not None:
+            rotated = FollowedFile(rotated_path)
+            try:
+                rotated.file, rotated.compressed = open_log(rotated_path)
+                if fingerprint_of(rotated.file, previous.fingerprint_size) == previous.fingerprint:
+                    previous.path = rotated_path
+                    rotated.source = previous
+                    self._drain(rotated, final=True)
+            except SourceError:
+                pass
+            finally:
+                self._close(rotated)
+        previous.finished = True
+        previous.save(update_fields=["finished", "path"])
+
+    def _sync(self, followed: FollowedFile) -> None:
+        """Read what is new at a followed path, handling rename and copytruncate rotation."""
+        try:
+            st = os.stat(followed.path)
+        except FileNotFoundError:
+            st = None  # renamed away, new file not created yet: keep reading the old one
+        except OSError as exc:
+            raise SourceError(describe_os_error(followed.path, exc)) from None
+        fst = os.fstat(followed.file.fileno())
+        if st is not None and (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
+            # Rename rotation: finish the old file, then follow the new one from its start.
+            self._drain(followed, final=True)
+            followed.source.finished = True
+            followed.source.save(update_fields=["finished"])
+            self._close(followed)
+            self._open(followed)
+        elif self._truncated(followed, fst.st_size):
+            # copytruncate: the file was copied elsewhere and emptied; start it over.
+            followed.source.finished = True
+            followed.source.save(update_fields=["finished"])
+            followed.file.seek(0)
+            followed.source = self._source_for(followed.path, identify(followed.file, False), followed.file)
+        self._drain(followed)
+
+    def _truncated(self, followed: FollowedFile, size: int) -> bool:
+        source = followed.source
+        if size < source.offset:
+            return True
+        # Emptied and written again past our offset: the first bytes changed.
+        if source.offset and source.fingerprint_size:
+            return fingerprint_of(followed.file, source.fingerprint_size) != source.fingerprint
+        return False
+
+    def _drain(self, followed: FollowedFile, *, final: bool = False) -> None:
+        """Read complete lines to the end of the file, committing after each chunk."""
+        source = followed.source
+        started = time.monotonic()
+        last_report = started
+        lines_before = source.lines_read
+        offset_before = source.offset
+        if source.fingerprint_size < 1024:
+            # The file was shorter than the fingerprint when first seen: widen it as it grows.
+            ident = identify(followed.file, followed.compressed)
+            if ident.fingerprint_size > source.fingerprint_size:
+                source.fingerprint, source.fingerprint_size = (
+                    ident.fingerprint,
+                    ident.fingerprint_size,
+                )
+        self.parser.set_now(datetime.now(UTC))
+        tracker = self.recorder.tracker
+        for chunk, offset in read_chunks(followed.file, source.offset, final=final):
+            lines, malformed = decode_lines(chunk)
+            bad_headers = 0
+            parse = self.parser.parse_line
+            feed = tracker.feed
+            for line in lines:
+                event = parse(line)
+                if event is None:
+                    continue
+                if event is MALFORMED:
+                    bad_headers += 1
+                    continue
+                feed(event)
+            source.offset = offset
+            source.size = (
+                max(source.size, offset) if followed.compressed else os.fstat(followed.file.fileno()).st_size
+            )
+            source.lines_read += len(lines)
+            source.malformed_lines += malformed + bad_headers
+            self.recorder.commit([source])
+            now = time.monotonic()
+            if self.progress and now - last_report >= PROGRESS_EVERY:
+                last_report = now
+                self._report(followed.path, source, lines_before, offset_before, started)
+        if self.progress and time.monotonic() - started >= PROGRESS_EVERY:
+            self._report(followed.path, source, lines_before, offset_before, started)
+        if source.pk is None:
+            self.recorder.commit([source])
+
+    def _report(
+        self,
+        path: str,
+        source: LogSource,
+        lines_before: int,
+        offset_before: int,
+        started: float,
+    ) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        lines = source.lines_read - lines_before
+        megabytes = (source.offset - offset_before) / 1e6
+        self.progress(f"{path}: {lines:,} lines, {megabytes:,.1f} MB, {lines / elapsed:,.0f} lines/s")
+
+    # -- journal --
+
+    def read_journal(self, *, follow: bool, stat_interval: float) -> None:
+        source, _ = LogSource.objects.get_or_create(
+            kind=JOURNAL, path="journal", defaults={"fingerprint": ""}
+        )
+        if follow:
+            self._install_signal_handlers()
+        reader = journal.JournalReader(settings.ALPHA_JOURNALCTL, source.cursor or None, follow=follow)
+        tracker = self.recorder.tracker
+        try:
+            for batch in reader.batches(lambda: self.stopping, stat_interval):
+                self.parser.set_now(datetime.now(UTC))
+                malformed = 0
+                for entry in batch.entries:
+                    event = self.parser.parse_journal(
+                        entry.ts,
+                        entry.host,
+                        entry.program,
+                        entry.pid,
+                        entry.message,
+                        entry.boot_id,
+                    )
+                    if event is MALFORMED:
+                        malformed += 1
+                        continue
+                    malformed += entry.malformed
+                    tracker.feed(event)
+                source.cursor = batch.cursor or source.cursor
+                source.lines_read += len(batch.entries)
+                source.malformed_lines += malformed + batch.unreadable
+                self.recorder.commit([source])
+                close_old_connections()
+        finally:
+            reader.close()
+
+
+def default_paths() -> list[str]:
+    """/var/log/auth.log (Debian, Ubuntu), else /var/log/secure (RHEL); [] means the journal."""
+    for path in DEFAULT_PATHS:
+        if os.path.exists(path):
+            return [path]
+    return []

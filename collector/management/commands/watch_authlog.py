@@ -1,0 +1,57 @@
+"""Follow sshd's log and keep per-day connection counts in the local database."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from collector.agent import Agent, default_paths
+from collector.recording import ConcurrentWriter
+from collector.tailing import SourceError
+
+
+class Command(BaseCommand):
+    help = "Follow sshd's log (auth.log, secure or the journal) and count SSH connections per day."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "paths", nargs="*", metavar="PATH",
+            help="Log files to read, oldest first (.gz accepted). Default: /var/log/auth.log, "
+            "else /var/log/secure, else the systemd journal.",
+        )  # fmt: skip
+        parser.add_argument("--once", action="store_true", help="Read what is new, then exit.")
+        parser.add_argument(
+            "--year",
+            type=int,
+            help="Year of classic syslog lines (which carry none), for backfills.",
+        )
+        parser.add_argument(
+            "--journal",
+            action="store_true",
+            help="Read the systemd journal (journalctl).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        year = options["year"]
+        if year is not None and not 1970 <= year <= 9999:
+            raise CommandError(f"--year must be a year between 1970 and 9999, not {year}.")
+        paths = options["paths"]
+        if paths and options["journal"]:
+            raise CommandError("Give log file paths or --journal, not both.")
+        if not paths and not options["journal"]:
+            paths = default_paths()
+        progress = (lambda text: self.stderr.write(text)) if options["once"] else None
+        try:
+            agent = Agent(year=year, progress=progress)
+            if not paths:
+                agent.read_journal(
+                    follow=not options["once"],
+                    stat_interval=settings.ALPHA_STAT_INTERVAL,
+                )
+            elif options["once"]:
+                for path in paths:
+                    agent.read_file(path)
+            else:
+                agent.follow(paths, stat_interval=settings.ALPHA_STAT_INTERVAL)
+        except (SourceError, ConcurrentWriter) as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,149 @@
+"""What the agent stores: per-day counts, and where it is in each log source."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db import models
+from django.utils import timezone
+
+FILE = "file"
+JOURNAL = "journal"
+SOURCE_KINDS = [(FILE, "file"), (JOURNAL, "journal")]
+
+
+class AgentState(models.Model):
+    """One row: the open connections (sessions.Tracker state), saved with every batch.
+
+    `generation` goes up with every commit; a writer that finds it moved since it loaded the
+    state knows another agent wrote in between and stops instead of double counting."""
+
+    tracker = models.JSONField(default=dict)
+    generation = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+
+class LogSource(models.Model):
+    """One log file (by identity, not by name: it keeps its row when rotated or compressed) or
+    the journal, with the position read up to. The position is saved in the same transaction as
+    the counts of the lines before it."""
+
+    kind = models.CharField(max_length=10, choices=SOURCE_KINDS, default=FILE)
+    path = models.TextField()
+    device = models.BigIntegerField(null=True)
+    inode = models.BigIntegerField(null=True)
+    # sha256 of the first `fingerprint_size` bytes (decompressed): recognises the file after a
+    # rename or gzip, and tells a truncated-and-rewritten file from the one we read.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    fingerprint_size = models.PositiveIntegerField(default=0)
+    offset = models.BigIntegerField(default=0)
+    size = models.BigIntegerField(default=0)
+    cursor = models.TextField(blank=True)
+    lines_read = models.BigIntegerField(default=0)
+    malformed_lines = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_read_at = models.DateTimeField(null=True)
+    last_event_at = models.DateTimeField(null=True)
+    # Set when the file was rotated away and read to its end, or replaced by truncation.
+    finished = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # Used by tailing when it opens a file: which row is this (device, inode)?
+            models.Index(fields=["device", "inode"], name="logsource_identity"),
+            # Used to recognise a rotated or compressed copy of a file already read.
+            models.Index(fields=["fingerprint"], name="logsource_fingerprint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path} @ {self.offset}"
+
+
+class DailyCountQuerySet(models.QuerySet):
+    def for_range(self, since: date | None = None, until: date | None = None) -> DailyCountQuerySet:
+        qs = self
+        if since is not None:
+            qs = qs.filter(day__gte=since)
+        if until is not None:
+            qs = qs.filter(day__lte=until)
+        return qs.order_by("day")
+
+
+class DailyCount(models.Model):
+    """The host's connections on one day (in TIME_ZONE), each counted on the day it began."""
+
+    day = models.DateField(unique=True)
+    sessions = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    failed_attempts = models.BigIntegerField(default=0)
+    failed_sessions = models.BigIntegerField(default=0)
+    invalid_user_sessions = models.BigIntegerField(default=0)
+    preauth_only = models.BigIntegerField(default=0)
+
+    objects = DailyCountQuerySet.as_manager()
+
+    COUNT_FIELDS = (
+        "sessions",
+        "accepted",
+        "failed_attempts",
+        "failed_sessions",
+        "invalid_user_sessions",
+        "preauth_only",
+    )
+
+    def as_dict(self, unique_sources: int) -> dict:
+        row = {"date": self.day.isoformat()}
+        row.update({name: getattr(self, name) for name in self.COUNT_FIELDS})
+        row["unique_sources"] = unique_sources
+        return row
+
+
+class DailySource(models.Model):
+    """Connections from one source address on one day."""
+
+    day = models.DateField()
+    ip = models.CharField(max_length=255)
+    sessions = models.BigIntegerField(default=0)
+    failed_attempts = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "ip"], name="dailysource_day_ip")]
+
+
+class DailyUser(models.Model):
+    """Connections that tried one user name on one day. The name is attacker-controlled text."""
+
+    day = models.DateField()
+    user = models.CharField(max_length=128)
+    sessions = models.BigIntegerField(default=0)
+    failed_attempts = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "user"], name="dailyuser_day_user")]
+
+
+class DailyEvent(models.Model):
+    """sshd events of one kind on one day (repeats expanded), `unknown` included."""
+
+    day = models.DateField()
+    kind = models.CharField(max_length=40)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "kind"], name="dailyevent_day_kind")]
+
+
+class UnknownSample(models.Model):
+    """A few sshd messages the parser did not recognise, newest kept, to show what to teach it."""
+
+    seen_at = models.DateTimeField()
+    message = models.TextField()
+
+    KEEP = 50
+
+    class Meta:
+        indexes = [models.Index(fields=["-seen_at"], name="unknownsample_recent")]

@@ -1,0 +1,181 @@
+"""Writing a batch: count deltas, read positions and open connections in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import (
+    AgentState,
+    DailyCount,
+    DailyEvent,
+    DailySource,
+    DailyUser,
+    LogSource,
+    UnknownSample,
+)
+from .sessions import DAY_FIELDS, Tally, Tracker
+
+# Rows per query when reading existing counts: well under SQLite's variable limit.
+KEY_CHUNK = 500
+
+
+class ConcurrentWriter(Exception):
+    pass
+
+
+def _when(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class Recorder:
+    """Holds the connection tracker between batches and commits what each batch changed."""
+
+    def __init__(self) -> None:
+        state, _ = AgentState.objects.get_or_create(pk=1)
+        self.generation = state.generation
+        self.tracker = Tracker(state.tracker)
+
+    def commit(self, sources: list[LogSource]) -> Tally:
+        tally = self.tracker.take_tally()
+        now = timezone.now()
+        with transaction.atomic():
+            state = AgentState.objects.select_for_update().get(pk=1)
+            if state.generation != self.generation:
+                raise ConcurrentWriter(
+                    "Another watch_authlog wrote to this database since this one started; "
+                    "run only one agent per database."
+                )
+            add_tally(tally)
+            for source in sources:
+                source.last_read_at = now
+                if tally.last_event_ts is not None:
+                    event_at = _when(tally.last_event_ts)
+                    if source.last_event_at is None or event_at > source.last_event_at:
+                        source.last_event_at = event_at
+                source.save()
+            state.tracker = self.tracker.state()
+            state.generation += 1
+            state.updated_at = now
+            state.save()
+        self.generation = state.generation
+        return tally
+
+
+def add_tally(tally: Tally) -> None:
+    """Add a batch's deltas to the stored counts. The caller holds the write lock."""
+    _add_days(tally.days)
+    _add_keyed(DailySource, "ip", tally.sources, _merge_source, _new_source)
+    _add_keyed(DailyUser, "user", tally.users, _merge_user, _new_user)
+    _add_keyed(
+        DailyEvent,
+        "kind",
+        {k: [v] for k, v in tally.kinds.items()},
+        _merge_event,
+        _new_event,
+    )
+    if tally.unknown_samples:
+        UnknownSample.objects.bulk_create(
+            UnknownSample(seen_at=_when(ts), message=message[:1000]) for ts, message in tally.unknown_samples
+        )
+        keep = list(
+            UnknownSample.objects.order_by("-seen_at", "-id").values_list("id", flat=True)[
+                : UnknownSample.KEEP
+            ]
+        )
+        UnknownSample.objects.exclude(id__in=keep).delete()
+
+
+def _add_days(deltas: dict[str, list[int]]) -> None:
+    if not deltas:
+        return
+    days = [date.fromisoformat(d) for d in deltas]
+    existing = {row.day: row for row in DailyCount.objects.filter(day__in=days)}
+    rows = []
+    for day_text, delta in deltas.items():
+        day = date.fromisoformat(day_text)
+        row = existing.get(day) or DailyCount(day=day)
+        for name, value in zip(DAY_FIELDS, delta):
+            setattr(row, name, getattr(row, name) + value)
+        rows.append(row)
+    DailyCount.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["day"],
+        update_fields=list(DAY_FIELDS),
+    )
+
+
+def _add_keyed(model, key_field: str, deltas: dict, merge, new) -> None:
+    """Upsert rows keyed by (day, key_field): read the existing ones, add, write back."""
+    if not deltas:
+        return
+    by_day: dict[str, list[str]] = {}
+    for day, key in deltas:
+        by_day.setdefault(day, []).append(key)
+    rows = []
+    for day_text, keys in by_day.items():
+        day = date.fromisoformat(day_text)
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = keys[start : start + KEY_CHUNK]
+            existing = {
+                getattr(row, key_field): row
+                for row in model.objects.filter(day=day, **{f"{key_field}__in": chunk})
+            }
+            for key in chunk:
+                delta = deltas[(day_text, key)]
+                row = existing.get(key)
+                if row is None:
+                    rows.append(new(day, key, delta))
+                else:
+                    merge(row, delta)
+                    rows.append(row)
+    fields = [f.name for f in model._meta.concrete_fields if f.name not in ("id", "day", key_field)]
+    model.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["day", key_field],
+        update_fields=fields,
+    )
+
+
+def _merge_source(row: DailySource, delta: list) -> None:
+    row.sessions += delta[0]
+    row.failed_attempts += delta[1]
+    row.accepted += delta[2]
+    row.first_seen = min(row.first_seen, _when(delta[3]))
+    row.last_seen = max(row.last_seen, _when(delta[4]))
+
+
+def _new_source(day: date, ip: str, delta: list) -> DailySource:
+    return DailySource(
+        day=day, ip=ip, sessions=delta[0], failed_attempts=delta[1], accepted=delta[2],
+        first_seen=_when(delta[3]), last_seen=_when(delta[4]),
+    )  # fmt: skip
+
+
+def _merge_user(row: DailyUser, delta: list) -> None:
+    row.sessions += delta[0]
+    row.failed_attempts += delta[1]
+    row.accepted += delta[2]
+
+
+def _new_user(day: date, user: str, delta: list) -> DailyUser:
+    return DailyUser(
+        day=day,
+        user=user,
+        sessions=delta[0],
+        failed_attempts=delta[1],
+        accepted=delta[2],
+    )
+
+
+def _merge_event(row: DailyEvent, delta: list) -> None:
+    row.count += delta[0]
+
+
+def _new_event(day: date, kind: str, delta: list) -> DailyEvent:
+    return DailyEvent(day=day, kind=kind, count=delta[0])

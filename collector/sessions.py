@@ -1,0 +1,345 @@
+"""Connection accounting: which lines make a connection, and on which day it counts. Pure Python.
+
+A connection is one per-connection sshd process (host, PID). It counts once, on the day of its
+first line, however its lines are split across days, reads or restarts, because the open
+connections are part of the state the agent saves with its read position (`Tracker.state`).
+
+Counts are kept as deltas: each event changes a connection, and the day, source and user totals
+move by the difference between the connection's contribution before and after. Summing the
+deltas of any split of a log therefore gives the counts of reading it in one go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from .parsing import KINDS, LISTENER, OPEN, POST, PRE, Event
+
+# A PID idle this long (in log time) is forgotten: pre-auth connections die within sshd's
+# LoginGraceTime (2 minutes by default), and the later lines of logged-in sessions are post-auth
+# lines, which never open a connection, so forgetting them changes no count.
+IDLE_SECONDS = 600
+
+# Lines after which the process's connection is over; a later "open" line is a new connection.
+ENDING_KINDS = frozenset(
+    {
+        "received_disconnect",
+        "disconnected",
+        "connection_closed",
+        "connection_reset",
+        "no_identification",
+        "kex_error",
+        "banner_error",
+        "bad_protocol",
+        "unable_to_negotiate",
+        "timeout",
+        "too_many_auth_failures",
+        "refused_connect",
+        "received_disconnect_user",
+        "disconnected_user",
+        "connection_closed_postauth",
+        "session_closed",
+    }
+)
+# Lines whose user name is a user that tried to log in (not e.g. a PAM account name).
+USER_KINDS = frozenset(
+    {
+        "accepted",
+        "failed",
+        "invalid_user",
+        "userauth_request_invalid",
+        "not_allowed",
+        "root_refused",
+        "max_auth_attempts",
+    }
+)
+
+MAX_USER_LENGTH = 128
+MAX_USERS_PER_CONNECTION = 8
+MAX_UNKNOWN_SAMPLES = 20
+
+# Per-day counter positions in Tally.days values.
+(
+    SESSIONS,
+    ACCEPTED,
+    FAILED_ATTEMPTS,
+    FAILED_SESSIONS,
+    INVALID_USER_SESSIONS,
+    PREAUTH_ONLY,
+) = range(6)
+DAY_FIELDS = (
+    "sessions",
+    "accepted",
+    "failed_attempts",
+    "failed_sessions",
+    "invalid_user_sessions",
+    "preauth_only",
+)
+
+
+class Conn:
+    """What the tracker remembers about one process. `counted` is False for processes that are
+    not connections of their own (post-auth children, the listener): their PID is remembered so
+    that their later lines do not open one."""
+
+    __slots__ = (
+        "accepted",
+        "day",
+        "ended",
+        "failed",
+        "invalid",
+        "ip",
+        "last",
+        "rep",
+        "role",
+        "users",
+    )
+
+    def __init__(self, day: str, last: float, role: str = "conn"):
+        self.day = day
+        self.last = last
+        self.ip: str | None = None
+        self.users: list[str] = []
+        self.failed = 0
+        self.accepted = False
+        self.invalid = False
+        self.ended = False
+        self.role = role  # "conn", "post" or "listener"
+        self.rep: list | None = None
+
+    def flags(self) -> tuple[bool, bool, bool]:
+        return (
+            self.failed > 0 and not self.accepted,  # failed session
+            self.invalid,
+            not (self.accepted or self.failed or self.invalid),  # pre-auth only (scanner)
+        )
+
+    def to_list(self) -> list:
+        return [
+            self.day,
+            self.last,
+            self.ip,
+            self.users,
+            self.failed,
+            self.accepted,
+            self.invalid,
+            self.ended,
+            self.role,
+            self.rep,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list) -> Conn:
+        conn = cls(row[0], row[1], row[8])
+        (
+            conn.ip,
+            conn.users,
+            conn.failed,
+            conn.accepted,
+            conn.invalid,
+            conn.ended,
+            _,
+            conn.rep,
+        ) = row[2:]
+        return conn
+
+
+@dataclass
+class Tally:
+    """Count deltas gathered from events, to be added to the stored counts in one transaction."""
+
+    days: dict[str, list[int]] = field(default_factory=dict)
+    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts]
+    sources: dict[tuple[str, str], list] = field(default_factory=dict)
+    # (day, user) -> [sessions, failed_attempts, accepted]
+    users: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    # (day, kind) -> events
+    kinds: dict[tuple[str, str], int] = field(default_factory=dict)
+    unknown_samples: list[tuple[float, str]] = field(default_factory=list)
+    lines: int = 0
+    malformed: int = 0
+    last_event_ts: float | None = None
+
+    def day(self, day: str) -> list[int]:
+        counts = self.days.get(day)
+        if counts is None:
+            counts = self.days[day] = [0, 0, 0, 0, 0, 0]
+        return counts
+
+    def source(self, day: str, ip: str, ts: float) -> list:
+        counts = self.sources.get((day, ip))
+        if counts is None:
+            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts]
+        return counts
+
+    def user(self, day: str, user: str) -> list[int]:
+        counts = self.users.get((day, user))
+        if counts is None:
+            counts = self.users[(day, user)] = [0, 0, 0]
+        return counts
+
+    def __bool__(self) -> bool:
+        return bool(self.lines or self.malformed or self.days or self.kinds)
+
+
+class Tracker:
+    """Feeds events into connections and tallies what they change."""
+
+    def __init__(self, state: dict | None = None):
+        state = state or {}
+        self.conns: dict[str, Conn] = {k: Conn.from_list(v) for k, v in state.get("conns", {}).items()}
+        self.newest: float = state.get("newest", 0.0)
+        self.tally = Tally()
+        self._day_cache: dict[date, str] = {}
+
+    def state(self) -> dict:
+        """JSON-ready state, saved with the read position so a restart resumes exactly."""
+        self.evict()
+        return {
+            "conns": {k: c.to_list() for k, c in self.conns.items()},
+            "newest": self.newest,
+        }
+
+    def take_tally(self) -> Tally:
+        tally, self.tally = self.tally, Tally()
+        return tally
+
+    def evict(self) -> None:
+        horizon = self.newest - IDLE_SECONDS
+        stale = [key for key, conn in self.conns.items() if conn.last < horizon]
+        for key in stale:
+            del self.conns[key]
+
+    def feed(self, ev: Event) -> Event | None:
+        """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
+        tally = self.tally
+        ts = ev.ts.timestamp()
+        self.newest = max(self.newest, ts)
+        if tally.last_event_ts is None or ts > tally.last_event_ts:
+            tally.last_event_ts = ts
+        day = self._day_cache.get(ev.ts.date())
+        if day is None:
+            day = self._day_cache[ev.ts.date()] = ev.ts.date().isoformat()
+
+        key = f"{ev.boot_id}|{ev.host}|{ev.pid}" if ev.pid is not None else None
+        conn = self.conns.get(key) if key else None
+        if conn is not None and abs(ts - conn.last) > IDLE_SECONDS:
+            # Too far apart in time to be the same process (PID reuse, or a backfill of an
+            # older file): forget the old one.
+            del self.conns[key]
+            conn = None
+
+        kind = ev.kind
+        count = ev.count
+        if kind == "repeat":
+            if conn is None or conn.rep is None:
+                return None
+            r = conn.rep
+            ev = Event(
+                ev.ts,
+                ev.host,
+                ev.program,
+                ev.pid,
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                count,
+                r[5],
+                ev.message,
+                ev.boot_id,
+            )
+            kind = ev.kind
+
+        kinds_key = (day, kind)
+        tally.kinds[kinds_key] = tally.kinds.get(kinds_key, 0) + count
+        if kind == "unknown" and len(tally.unknown_samples) < MAX_UNKNOWN_SAMPLES:
+            tally.unknown_samples.append((ts, ev.message))
+        if key is None:
+            return ev
+
+        phase = KINDS[kind][0]
+        if conn is None:
+            if phase in (OPEN, PRE):
+                conn = self._open(key, day, ts)
+            elif phase in (POST, LISTENER):
+                conn = self.conns[key] = Conn(day, ts, "post" if phase == POST else "listener")
+                return ev
+            else:
+                return ev
+        elif phase == OPEN and ((conn.ended and conn.role == "conn") or conn.role == "post"):
+            # This PID starts authenticating again after its connection ended: a new one.
+            conn = self._open(key, day, ts)
+        conn.last = ts
+        if conn.role != "conn":
+            return ev
+
+        if kind in ENDING_KINDS:
+            conn.ended = True
+        self._apply(conn, ev, kind, count, ts)
+        if kind != "unknown" and kind != "info":
+            conn.rep = [
+                kind,
+                ev.user,
+                ev.source_ip,
+                ev.source_port,
+                ev.method,
+                ev.invalid_user,
+            ]
+        return ev
+
+    def _open(self, key: str, day: str, ts: float) -> Conn:
+        conn = self.conns[key] = Conn(day, ts)
+        counts = self.tally.day(day)
+        counts[SESSIONS] += 1
+        counts[PREAUTH_ONLY] += 1
+        return conn
+
+    def _apply(self, conn: Conn, ev: Event, kind: str, count: int, ts: float) -> None:
+        tally = self.tally
+        day = conn.day
+        before = conn.flags()
+
+        ip = ev.source_ip
+        if ip and conn.ip is None:
+            conn.ip = ip
+            tally.source(day, ip, ts)[0] += 1
+        source = tally.source(day, conn.ip, ts) if conn.ip else None
+        if source is not None:
+            source[3] = min(source[3], ts)
+            source[4] = max(source[4], ts)
+
+        user = ev.user
+        if user is not None and kind in USER_KINDS:
+            user = user[:MAX_USER_LENGTH]
+            if user not in conn.users and len(conn.users) < MAX_USERS_PER_CONNECTION:
+                conn.users.append(user)
+                tally.user(day, user)[0] += 1
+        else:
+            user = None
+
+        if ev.invalid_user:
+            conn.invalid = True
+        if kind == "failed":
+            conn.failed += count
+            tally.day(day)[FAILED_ATTEMPTS] += count
+            if source is not None:
+                source[1] += count
+            if user is not None and user in conn.users:
+                tally.user(day, user)[1] += count
+        elif kind == "accepted" and not conn.accepted:
+            conn.accepted = True
+            tally.day(day)[ACCEPTED] += 1
+            if source is not None:
+                source[2] += 1
+            if user is not None and user in conn.users:
+                tally.user(day, user)[2] += 1
+
+        after = conn.flags()
+        if after != before:
+            counts = tally.day(day)
+            for index, old, new in zip((FAILED_SESSIONS, INVALID_USER_SESSIONS, PREAUTH_ONLY), before, after):
+                if old != new:
+                    counts[index] += 1 if new else -1

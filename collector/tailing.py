@@ -1,0 +1,194 @@
+"""Reading log files: complete lines from a byte offset, file identity, rotation. No Django.
+
+A file is known by its identity (device, inode, and a fingerprint of its first bytes), not by
+its name, so that a rotated, renamed or gzip-compressed file is recognised as one already read.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import gzip
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .parsing import MAX_LINE_LENGTH
+
+CHUNK_SIZE = 4 * 1024 * 1024
+FINGERPRINT_SIZE = 1024
+GZIP_MAGIC = b"\x1f\x8b"
+# A "line" without a newline this long is cut and counted as malformed, so one endless line
+# cannot hold the agent's memory or its position.
+MAX_PENDING = 1024 * 1024
+
+
+class SourceError(Exception):
+    """A log source the agent cannot use; the message is one sentence for the user."""
+
+
+@dataclass
+class Identity:
+    device: int
+    inode: int
+    fingerprint: str
+    fingerprint_size: int
+    size: int
+    compressed: bool
+
+
+def describe_os_error(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return f"{path} does not exist."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        group = _group_of(path)
+        need = f"membership in group '{group}'" if group and group != "root" else "root"
+        return f"Cannot read {path}: permission denied; the agent needs {need} (for example: sudo usermod -aG {group or 'adm'} $USER)."
+    if exc.errno == errno.EISDIR:
+        return f"{path} is a directory, not a log file."
+    return f"Cannot read {path}: {exc.strerror}."
+
+
+def _group_of(path: str) -> str | None:
+    try:
+        return grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (OSError, KeyError):
+        return None
+
+
+def open_log(path: str) -> tuple[BinaryIO, bool]:
+    """Open a log file for reading, transparently decompressing gzip. Returns (file, compressed)."""
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - handed to the caller
+    except OSError as exc:
+        raise SourceError(describe_os_error(path, exc)) from None
+    if os.path.isdir(path):
+        raw.close()
+        raise SourceError(f"{path} is a directory, not a log file.")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), True  # type: ignore[return-value]
+    return raw, False
+
+
+def identify(f: BinaryIO, compressed: bool) -> Identity:
+    """Identity of an open file. Reads its first bytes; leaves the position at 0."""
+    fd = f.fileno()
+    st = os.fstat(fd)
+    f.seek(0)
+    try:
+        head = f.read(FINGERPRINT_SIZE)
+    except (OSError, EOFError) as exc:  # a corrupt gzip file
+        raise SourceError(f"Cannot read {getattr(f, 'name', 'file')}: {exc}.") from None
+    f.seek(0)
+    return Identity(
+        device=st.st_dev,
+        inode=st.st_ino,
+        fingerprint=hashlib.sha256(head).hexdigest(),
+        fingerprint_size=len(head),
+        size=st.st_size,
+        compressed=compressed,
+    )
+
+
+def fingerprint_of(f: BinaryIO, size: int) -> str:
+    """sha256 of the first `size` bytes, to compare with a stored fingerprint."""
+    position = f.tell()
+    f.seek(0)
+    head = f.read(size)
+    f.seek(position)
+    if len(head) < size:
+        return ""
+    return hashlib.sha256(head).hexdigest()
+
+
+def read_chunks(f: BinaryIO, offset: int, *, final: bool = False) -> Iterator[tuple[bytes, int]]:
+    """Yield (complete lines, offset after them) from `offset` to the end of the file.
+
+    A last line without its newline is left for the next read (the writer may be mid-line),
+    unless `final` says the file will not grow again (rotated away, or a backfill)."""
+    try:
+        f.seek(offset)
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"Cannot read {getattr(f, 'name', 'file')}: {exc}.") from None
+    pending = b""
+    while True:
+        try:
+            data = f.read(CHUNK_SIZE)
+        except (OSError, EOFError) as exc:  # truncated gzip: keep what was read
+            if final and isinstance(exc, EOFError):
+                break
+            raise SourceError(f"Cannot read {getattr(f, 'name', 'file')}: {exc}.") from None
+        if not data:
+            break
+        buf = pending + data if pending else data
+        cut = buf.rfind(b"\n")
+        if cut == -1:
+            if len(buf) > MAX_PENDING:
+                offset += len(buf)
+                yield buf + b"\n", offset
+                pending = b""
+            else:
+                pending = buf
+            continue
+        lines = buf[: cut + 1]
+        pending = buf[cut + 1 :]
+        offset += len(lines)
+        yield lines, offset
+    if final and pending:
+        offset += len(pending)
+        yield pending + b"\n", offset
+
+
+def decode_lines(chunk: bytes) -> tuple[list[str], int]:
+    """Split a chunk of complete lines into text lines; count the malformed ones.
+
+    A line with bytes that are not UTF-8, a NUL byte, or more than MAX_LINE_LENGTH characters is
+    malformed: it is decoded with replacement characters and cut, never allowed to stop the read."""
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        lines = text.split("\n")
+        lines.pop()  # the chunk ends with a newline
+        if not lines or max(map(len, lines)) <= MAX_LINE_LENGTH:
+            return lines, 0
+    lines = []
+    malformed = 0
+    raw_lines = chunk.split(b"\n")
+    raw_lines.pop()
+    for raw in raw_lines:
+        bad = False
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", errors="replace")
+            bad = True
+        if "\x00" in line:
+            line = line.replace("\x00", "\ufffd")
+            bad = True
+        if len(line) > MAX_LINE_LENGTH:
+            line = line[:MAX_LINE_LENGTH]
+            bad = True
+        malformed += bad
+        lines.append(line)
+    return lines, malformed
+
+
+def find_by_inode(directory: str, device: int, inode: int) -> str | None:
+    """The path of the file with this identity in `directory` (where a rotated log went)."""
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if entry.inode() == inode and entry.is_file() and entry.stat().st_dev == device:
+                        return entry.path
+                except OSError:
+                    continue
+    except OSError:
+        return None
+    return None
