@@ -59,31 +59,34 @@ class Agent:
             self._finish_rotated(followed)
             self._drain(followed, final=followed.compressed)
         finally:
-            self._close(followed)
+            self.close(followed)
+
+    def start_following(self, paths: list[str]) -> list[FollowedFile]:
+        """Open the files to follow, finishing any that were rotated while the agent was stopped."""
+        followers = [FollowedFile(path) for path in paths]
+        for followed in followers:
+            self._open(followed)
+            self._finish_rotated(followed)
+        return followers
 
     def follow(self, paths: list[str], stat_interval: float) -> None:
         """Follow files until SIGTERM/SIGINT: inotify wakes the loop, a periodic stat backs it up."""
         from inotify_simple import INotify
         from inotify_simple import flags as f
 
-        followers = [FollowedFile(path) for path in paths]
-        for followed in followers:
-            self._open(followed)
-            self._finish_rotated(followed)
+        followers = self.start_following(paths)
         inotify = INotify()
         mask = f.MODIFY | f.CREATE | f.MOVED_TO | f.MOVED_FROM | f.DELETE | f.CLOSE_WRITE | f.ATTRIB
         # Watch the directories, not the files, to see a new file appear under the same name.
-        watched = {}
-        for followed in followers:
-            directory = os.path.dirname(os.path.abspath(followed.path))
-            if directory not in watched:
-                watched[directory] = inotify.add_watch(directory, mask)
+        for directory in {os.path.dirname(os.path.abspath(fw.path)) for fw in followers}:
+            inotify.add_watch(directory, mask)
         names = {os.path.basename(fw.path) for fw in followers}
         self._install_signal_handlers()
         try:
             for followed in followers:
-                self._sync(followed)
+                self.sync(followed)
             while not self.stopping:
+                # Blocks without using CPU until a file changes, or the stat interval passes.
                 events = inotify.read(timeout=int(stat_interval * 1000))
                 if self.stopping:
                     break
@@ -91,11 +94,11 @@ class Agent:
                     continue
                 close_old_connections()
                 for followed in followers:
-                    self._sync(followed)
+                    self.sync(followed)
         finally:
             inotify.close()
             for followed in followers:
-                self._close(followed)
+                self.close(followed)
 
     def _install_signal_handlers(self) -> None:
         def stop(signum, frame):
@@ -109,7 +112,7 @@ class Agent:
         ident = identify(followed.file, followed.compressed)
         followed.source = self._source_for(followed.path, ident, followed.file)
 
-    def _close(self, followed: FollowedFile) -> None:
+    def close(self, followed: FollowedFile) -> None:
         if followed.file is not None:
             followed.file.close()
             followed.file = None
@@ -174,11 +177,11 @@ class Agent:
             except SourceError:
                 pass
             finally:
-                self._close(rotated)
+                self.close(rotated)
         previous.finished = True
         previous.save(update_fields=["finished", "path"])
 
-    def _sync(self, followed: FollowedFile) -> None:
+    def sync(self, followed: FollowedFile) -> None:
         """Read what is new at a followed path, handling rename and copytruncate rotation."""
         try:
             st = os.stat(followed.path)
@@ -192,7 +195,7 @@ class Agent:
             self._drain(followed, final=True)
             followed.source.finished = True
             followed.source.save(update_fields=["finished"])
-            self._close(followed)
+            self.close(followed)
             self._open(followed)
         elif self._truncated(followed, fst.st_size):
             # copytruncate: the file was copied elsewhere and emptied; start it over.

@@ -190,15 +190,19 @@ class Tracker:
         state = state or {}
         self.conns: dict[str, Conn] = {k: Conn.from_list(v) for k, v in state.get("conns", {}).items()}
         self.newest: float = state.get("newest", 0.0)
+        self.next_evict: float = state.get("next_evict", 0.0)
+        # Old syslogd writes "last message repeated" with an empty host: it is the last host.
+        self.last_host: str = state.get("last_host", "")
         self.tally = Tally()
         self._day_cache: dict[date, str] = {}
 
     def state(self) -> dict:
         """JSON-ready state, saved with the read position so a restart resumes exactly."""
-        self.evict()
         return {
             "conns": {k: c.to_list() for k, c in self.conns.items()},
             "newest": self.newest,
+            "next_evict": self.next_evict,
+            "last_host": self.last_host,
         }
 
     def take_tally(self) -> Tally:
@@ -206,6 +210,8 @@ class Tracker:
         return tally
 
     def evict(self) -> None:
+        # Called from feed() at points fixed by the events themselves, never by how the log was
+        # split into reads, so that any split gives the same counts.
         horizon = self.newest - IDLE_SECONDS
         stale = [key for key, conn in self.conns.items() if conn.last < horizon]
         for key in stale:
@@ -215,14 +221,23 @@ class Tracker:
         """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
         tally = self.tally
         ts = ev.ts.timestamp()
-        self.newest = max(self.newest, ts)
+        if ts > self.newest:
+            self.newest = ts
+            if ts >= self.next_evict:
+                self.evict()
+                self.next_evict = ts + IDLE_SECONDS
         if tally.last_event_ts is None or ts > tally.last_event_ts:
             tally.last_event_ts = ts
         day = self._day_cache.get(ev.ts.date())
         if day is None:
             day = self._day_cache[ev.ts.date()] = ev.ts.date().isoformat()
 
-        key = f"{ev.boot_id}|{ev.host}|{ev.pid}" if ev.pid is not None else None
+        host = ev.host
+        if host:
+            self.last_host = host
+        else:
+            host = self.last_host
+        key = f"{ev.boot_id}|{host}|{ev.pid}" if ev.pid is not None else None
         conn = self.conns.get(key) if key else None
         if conn is not None and abs(ts - conn.last) > IDLE_SECONDS:
             # Too far apart in time to be the same process (PID reuse, or a backfill of an

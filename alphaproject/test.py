@@ -1,0 +1,9 @@
+"""Settings for the test suite: the real settings, with a key so no environment is needed."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-key-not-secret")
+
+from .settings import *  # noqa: E402,F403
