@@ -233,15 +233,14 @@ class Agent:
         tracker = self.recorder.tracker
         for chunk, offset in read_chunks(followed.file, source.offset, final=final):
             lines, malformed = decode_lines(chunk)
-            bad_headers = 0
             parse = self.parser.parse_line
             feed = tracker.feed
-            for line in lines:
+            for index, line in enumerate(lines):
                 event = parse(line)
                 if event is None:
                     continue
                 if event is MALFORMED:
-                    bad_headers += 1
+                    malformed.add(index)
                     continue
                 feed(event)
             source.offset = offset
@@ -249,7 +248,7 @@ class Agent:
                 max(source.size, offset) if followed.compressed else os.fstat(followed.file.fileno()).st_size
             )
             source.lines_read += len(lines)
-            source.malformed_lines += malformed + bad_headers
+            source.malformed_lines += len(malformed)
             self.recorder.commit([source])
             now = time.monotonic()
             if self.progress and now - last_report >= PROGRESS_EVERY:

@@ -143,8 +143,8 @@ def read_chunks(f: BinaryIO, offset: int, *, final: bool = False) -> Iterator[tu
         yield pending + b"\n", offset
 
 
-def decode_lines(chunk: bytes) -> tuple[list[str], int]:
-    """Split a chunk of complete lines into text lines; count the malformed ones.
+def decode_lines(chunk: bytes) -> tuple[list[str], set[int]]:
+    """Split a chunk of complete lines into text lines, with the indexes of malformed ones.
 
     A line with bytes that are not UTF-8, a NUL byte, or more than MAX_LINE_LENGTH characters is
     malformed: it is decoded with replacement characters and cut, never allowed to stop the read."""
@@ -156,9 +156,9 @@ def decode_lines(chunk: bytes) -> tuple[list[str], int]:
         lines = text.split("\n")
         lines.pop()  # the chunk ends with a newline
         if not lines or max(map(len, lines)) <= MAX_LINE_LENGTH:
-            return lines, 0
+            return lines, set()
     lines = []
-    malformed = 0
+    malformed = set()
     raw_lines = chunk.split(b"\n")
     raw_lines.pop()
     for raw in raw_lines:
@@ -174,7 +174,8 @@ def decode_lines(chunk: bytes) -> tuple[list[str], int]:
         if len(line) > MAX_LINE_LENGTH:
             line = line[:MAX_LINE_LENGTH]
             bad = True
-        malformed += bad
+        if bad:
+            malformed.add(len(lines))
         lines.append(line)
     return lines, malformed
 

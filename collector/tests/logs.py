@@ -25,7 +25,14 @@ def brute_force(start: datetime, pid: int, ip: str, user: str, attempts: int = 3
     return lines
 
 
-def login(start: datetime, pid: int, child: int, ip: str, user: str = "deploy", length: timedelta = timedelta(minutes=5)) -> list[str]:
+def login(
+    start: datetime,
+    pid: int,
+    child: int,
+    ip: str,
+    user: str = "deploy",
+    length: timedelta = timedelta(minutes=5),
+) -> list[str]:
     """A successful key login; the session's child process logs the disconnect (post-auth)."""
     port = 50000 + pid % 10000
     end = start + length
@@ -67,6 +74,11 @@ def sample_log(start: datetime, connections: int = 60) -> list[str]:
         t += timedelta(minutes=13)
     timed.sort()
     lines = [text for _, _, text in timed]
-    lines.insert(3, f"{start:%b} {start.day:2d} {start:%H:%M:%S} web1 CRON[77]: pam_unix(cron:session): session opened for user root")
-    lines.insert(5, f"{start:%b} {start.day:2d} {start:%H:%M:%S} web1 sshd[1]: Server listening on 0.0.0.0 port 22.")
+    lines.insert(
+        3,
+        f"{start:%b} {start.day:2d} {start:%H:%M:%S} web1 CRON[77]: pam_unix(cron:session): session opened for user root",
+    )
+    lines.insert(
+        5, f"{start:%b} {start.day:2d} {start:%H:%M:%S} web1 sshd[1]: Server listening on 0.0.0.0 port 22."
+    )
     return lines

@@ -85,7 +85,11 @@ def test_it_does_not_open_a_connection_for_trailing_lines_after_the_end():
     lines = [
         syslog(START, 700, "Failed password for root from 198.51.100.3 port 2222 ssh2"),
         syslog(START, 700, "Connection closed by authenticating user root 198.51.100.3 port 2222 [preauth]"),
-        syslog(START, 700, "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.3  user=root"),
+        syslog(
+            START,
+            700,
+            "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.3  user=root",
+        ),
     ]
     assert count(lines)["days"]["2026-03-02"]["sessions"] == 1
 
@@ -117,7 +121,9 @@ def test_it_splits_outcomes_into_failed_invalid_and_preauth_only():
 def test_it_expands_repeated_messages():
     lines = [
         syslog(START, 900, "Failed password for root from 198.51.100.4 port 5 ssh2"),
-        syslog(START, 900, "message repeated 4 times: [ Failed password for root from 198.51.100.4 port 5 ssh2]"),
+        syslog(
+            START, 900, "message repeated 4 times: [ Failed password for root from 198.51.100.4 port 5 ssh2]"
+        ),
         f"{START:%b} {START.day:2d} {START:%H:%M:%S}  sshd[900]: last message repeated 2 times",
     ]
     day = count(lines)["days"]["2026-03-02"]
@@ -126,7 +132,13 @@ def test_it_expands_repeated_messages():
 
 
 def test_it_keeps_attacker_text_out_of_the_source_address():
-    lines = [syslog(START, 901, "Failed password for invalid user a from 6.6.6.6 port 1 ssh2 from 192.0.2.5 port 58946 ssh2")]
+    lines = [
+        syslog(
+            START,
+            901,
+            "Failed password for invalid user a from 6.6.6.6 port 1 ssh2 from 192.0.2.5 port 58946 ssh2",
+        )
+    ]
     totals = count(lines)
     assert list(totals["sources"]) == [("2026-03-02", "192.0.2.5")]
     assert list(totals["users"]) == [("2026-03-02", "a from 6.6.6.6 port 1 ssh2")]

@@ -1,0 +1,92 @@
+"""Shared helpers for tests that read real files into the real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from collector.counts import day_rows
+from collector.models import DailySource, DailyUser
+from collector.parsing import MALFORMED, Parser
+from collector.sessions import DAY_FIELDS, Tracker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stored_counts() -> dict:
+    """Everything the agent stored, in a form easy to compare."""
+    return {
+        "days": day_rows(),
+        "sources": sorted(
+            DailySource.objects.values_list("day", "ip", "sessions", "failed_attempts", "accepted")
+        ),
+        "users": sorted(
+            DailyUser.objects.values_list("day", "user", "sessions", "failed_attempts", "accepted")
+        ),
+    }
+
+
+def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
+    """Per-day counts of reading `lines` in one pass, computed without the database."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    parser = Parser(zone, now=now or datetime.now(zone))
+    tracker = Tracker()
+    for line in lines:
+        event = parser.parse_line(line)
+        if event is not None and event is not MALFORMED:
+            tracker.feed(event)
+    tally = tracker.take_tally()
+    ips: dict[str, set] = {}
+    for day, ip in tally.sources:
+        ips.setdefault(day, set()).add(ip)
+    rows = []
+    for day in sorted(tally.days):
+        counts = dict(zip(DAY_FIELDS, tally.days[day]))
+        if not any(counts.values()):
+            continue
+        rows.append({"date": day, **counts, "unique_sources": len(ips.get(day, ()))})
+    return rows
+
+
+def database_url() -> str:
+    """The URL of the test database, for agent subprocesses."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+def manage(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """Run manage.py in a subprocess against the test database."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": "test",
+        "TIME_ZONE": settings.TIME_ZONE,
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=check, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def popen_manage(*args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": "test",
+        "TIME_ZONE": settings.TIME_ZONE,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip

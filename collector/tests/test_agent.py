@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from datetime import datetime
+
+from django.test import TestCase
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.django import TestCase as HypothesisTestCase
+
+from collector.agent import Agent
+from collector.models import LogSource
+from collector.recording import ConcurrentWriter, Recorder
+
+from .helpers import expected_days, stored_counts
+from .logs import brute_force, login, sample_log
+
+START = datetime(2026, 3, 2, 21, 0)
+
+
+def text(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+class AgentFileTests(TestCase):
+    def setUp(self):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.path = os.path.join(self.dir, "auth.log")
+        self.lines = sample_log(START)
+
+    def write(self, lines: list[str], mode: str = "a", path: str | None = None) -> None:
+        with open(path or self.path, mode) as f:
+            f.write(text(lines))
+
+    def test_it_counts_a_file_once_even_when_read_twice(self):
+        self.write(self.lines)
+        Agent().read_file(self.path)
+        first = stored_counts()
+        Agent().read_file(self.path)
+        # Reading the same file again adds nothing.
+        self.assertEqual(stored_counts(), first)
+        self.assertEqual(first["days"], expected_days(self.lines))
+
+    def test_it_counts_appends_between_reads(self):
+        half = len(self.lines) // 2
+        self.write(self.lines[:half])
+        Agent().read_file(self.path)
+        self.write(self.lines[half:])
+        Agent().read_file(self.path)
+        self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+
+    def test_it_follows_a_rename_rotation(self):
+        half = len(self.lines) // 2
+        self.write(self.lines[: half - 5])
+        agent = Agent()
+        (followed,) = agent.start_following([self.path])
+        agent.sync(followed)
+        # logrotate renames; syslog writes a few more lines to the old file, then opens a new one.
+        os.rename(self.path, self.path + ".1")
+        self.write(self.lines[half - 5 : half], path=self.path + ".1")
+        self.write(self.lines[half:], mode="w")
+        agent.sync(followed)
+        agent.close(followed)
+        self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+        # The rotated file is recognised as read: backfilling it adds nothing.
+        Agent().read_file(self.path + ".1")
+        self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+
+    def test_it_starts_over_after_copytruncate(self):
+        half = len(self.lines) // 2
+        self.write(self.lines[:half])
+        agent = Agent()
+        (followed,) = agent.start_following([self.path])
+        agent.sync(followed)
+        # logrotate's copytruncate: copy, then empty the file in place (same inode).
+        shutil.copy(self.path, self.path + ".1")
+        with open(self.path, "r+") as f:
+            f.truncate(0)
+        self.write(self.lines[half:])
+        agent.sync(followed)
+        agent.close(followed)
+        self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+
+    def test_it_finishes_a_file_rotated_while_it_was_stopped(self):
+        half = len(self.lines) // 2
+        self.write(self.lines[: half - 10])
+        Agent().read_file(self.path)
+        # While the agent is down: more lines, then rotation and new lines in a new file.
+        self.write(self.lines[half - 10 : half])
+        os.rename(self.path, self.path + ".1")
+        self.write(self.lines[half:], mode="w")
+        agent = Agent()
+        (followed,) = agent.start_following([self.path])
+        agent.sync(followed)
+        agent.close(followed)
+        self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+
+    def test_it_recognises_a_compressed_copy_of_a_file_it_read(self):
+        lines = self.lines * 3  # over the 1 KB fingerprint
+        self.write(lines)
+        Agent().read_file(self.path)
+        before = stored_counts()
+        with open(self.path, "rb") as src, gzip.open(self.path + ".2.gz", "wb") as dst:
+            dst.write(src.read())
+        Agent().read_file(self.path + ".2.gz")
+        self.assertEqual(stored_counts(), before)
+
+    def test_it_keeps_counting_across_midnight_and_reads(self):
+        # One connection starting before midnight, its failures after, read in three pieces.
+        lines = brute_force(datetime(2026, 3, 2, 23, 59, 59), 4242, "198.51.100.20", "admin", attempts=4)
+        for piece in (lines[:1], lines[1:5], lines[5:]):
+            self.write(piece)
+            Agent().read_file(self.path)
+        (day,) = stored_counts()["days"]
+        self.assertEqual((day["date"], day["sessions"], day["failed_attempts"]), ("2026-03-02", 1, 4))
+
+    def test_it_counts_malformed_lines_without_stopping(self):
+        good = login(START, 10, 11, "192.0.2.1")
+        with open(self.path, "wb") as f:
+            f.write(text(good[:2]).encode())
+            f.write(
+                b"Mar  2 21:00:00 web1 sshd[12]: Failed password for \xff\xfe from 192.0.2.2 port 1 ssh2\n"
+            )
+            f.write(b"\x00\x00garbage sshd\n")
+            f.write(text(good[2:]).encode())
+        Agent().read_file(self.path)
+        source = LogSource.objects.get()
+        self.assertEqual(source.malformed_lines, 2)
+        self.assertEqual(source.lines_read, 7)
+        (day,) = stored_counts()["days"]
+        # The undecodable user's failure still counts as a connection.
+        self.assertEqual((day["sessions"], day["accepted"], day["failed_attempts"]), (2, 1, 1))
+
+    def test_it_refuses_a_second_writer(self):
+        first, second = Recorder(), Recorder()
+        first.commit([])
+        with self.assertRaises(ConcurrentWriter):
+            second.commit([])
+
+
+class AgentSplitPropertyTests(HypothesisTestCase):
+    @settings(max_examples=15, deadline=None)
+    @given(st.lists(st.tuples(st.integers(min_value=1, max_value=5000), st.booleans()), max_size=6))
+    def test_it_gives_one_reads_counts_for_any_split_into_appends_and_restarts(self, steps):
+        # Appends at arbitrary byte positions (mid-line too), with or without a restart between.
+        import tempfile
+
+        data = text(sample_log(START, connections=40)).encode()
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            open(path, "wb").close()
+            agent = Agent()
+            written = 0
+            for size, restart in [*steps, (len(data), False)]:
+                piece = data[written : written + size]
+                written += len(piece)
+                with open(path, "ab") as f:
+                    f.write(piece)
+                if restart:
+                    agent = Agent()
+                agent.read_file(path)
+        self.assertEqual(stored_counts()["days"], expected_days(data.decode().splitlines()))

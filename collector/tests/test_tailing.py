@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import gzip
+import io
+import os
+
+from collector.parsing import MAX_LINE_LENGTH
+from collector.tailing import decode_lines, describe_os_error, find_by_inode, identify, open_log, read_chunks
+
+
+def test_it_leaves_a_partial_last_line_for_the_next_read(tmp_path):
+    path = tmp_path / "auth.log"
+    path.write_bytes(b"one\ntwo\nthr")
+    f, _ = open_log(str(path))
+    chunks = list(read_chunks(f, 0))
+    # Only complete lines are consumed; the offset stops before "thr".
+    assert chunks == [(b"one\ntwo\n", 8)]
+    with open(path, "ab") as out:
+        out.write(b"ee\n")
+    assert list(read_chunks(f, 8)) == [(b"three\n", 14)]
+
+
+def test_it_takes_the_partial_last_line_of_a_finished_file():
+    f = io.BytesIO(b"one\ntwo")
+    assert list(read_chunks(f, 0, final=True)) == [(b"one\n", 4), (b"two\n", 7)]
+
+
+def test_it_decodes_bad_bytes_nul_and_long_lines_as_malformed():
+    long_line = b"x" * (MAX_LINE_LENGTH + 10)
+    chunk = b"good\n\xff\xfebad\nnul\x00here\n" + long_line + b"\n"
+    lines, malformed = decode_lines(chunk)
+    assert malformed == {1, 2, 3}
+    assert lines[0] == "good"
+    assert lines[1] == "\ufffd\ufffdbad"
+    assert "\x00" not in lines[2]
+    assert len(lines[3]) == MAX_LINE_LENGTH
+
+
+def test_it_reads_gzip_files_transparently(tmp_path):
+    path = tmp_path / "auth.log.2.gz"
+    with gzip.open(path, "wb") as out:
+        out.write(b"a\nb\n")
+    f, compressed = open_log(str(path))
+    assert compressed
+    assert list(read_chunks(f, 0, final=True)) == [(b"a\nb\n", 4)]
+    # The identity is that of the decompressed text, so it matches the file before gzip.
+    plain = tmp_path / "auth.log.2"
+    plain.write_bytes(b"a\nb\n")
+    g, _ = open_log(str(plain))
+    assert identify(f, True).fingerprint == identify(g, False).fingerprint
+
+
+def test_it_finds_a_rotated_file_by_its_inode(tmp_path):
+    path = tmp_path / "auth.log"
+    path.write_text("x\n")
+    st = os.stat(path)
+    os.rename(path, tmp_path / "auth.log.1")
+    assert find_by_inode(str(tmp_path), st.st_dev, st.st_ino) == str(tmp_path / "auth.log.1")
+
+
+def test_it_names_the_group_a_user_needs():
+    message = describe_os_error("/var/log/auth.log", PermissionError(13, "Permission denied"))
+    assert message.startswith("Cannot read /var/log/auth.log: permission denied")
+    assert "group" in message or "root" in message
+    assert "\n" not in message
+    assert describe_os_error("/nope", FileNotFoundError(2, "No such file")) == "/nope does not exist."
