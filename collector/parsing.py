@@ -164,6 +164,16 @@ RFC5424_HEADER = re.compile(
     r"(?P<host>\S+) (?P<prog>sshd(?:-session|-auth)?) (?P<pid>\d+|-) \S+ "
     r'(?:-|(?:\[[^\s\]]+(?: [^=\s\]]+="(?:[^"\\]|\\.)*")*\])+)(?: |$)'
 )
+# Any syslog header (classic, RFC 3339 or RFC 5424), to tell a line of another program that merely
+# mentions sshd ("sudo: ... COMMAND=/usr/bin/systemctl restart sshd") from an unreadable sshd line.
+# Used only after the sshd headers failed: `a` is the host or the program, `b` the next word.
+ANY_HEADER = re.compile(
+    r"(?:<\d{1,3}>)?(?P<v5424>1 )?"
+    r"(?:[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) +"
+    r"(?P<a>\S+)(?: (?P<b>\S+))?"
+)
+PROGRAM_TOKEN = re.compile(r"\[?(?P<name>[^\s\[\]:]+)(?:\[\d+\])?\]?:$")
 RFC3339_TS = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
 
 # --- Messages ------------------------------------------------------------------------------
@@ -183,7 +193,7 @@ INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
 USERAUTH_REQUEST_INVALID = re.compile(r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$")
 PAM_AUTH_FAILURE = re.compile(
     r"pam_unix\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* "
-    r"ruser=\S* rhost=(?P<ip>\S*)(?:\s+user=(?P<user>.*))?$"
+    r"ruser=\S* rhost=(?P<ip>\S*)(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?$"
 )
 PAM_MORE_FAILURES = re.compile(
     r"PAM (?P<n>\d+) more authentication failures?;.*? rhost=(?P<ip>\S*)(?:\s+user=(?P<user>.*))?$"
@@ -197,7 +207,7 @@ MAX_AUTH = re.compile(
     r"(?:error: )?maximum authentication attempts exceeded for (?P<invalid>invalid user )?(?P<rest>.*?)(?: \[preauth\])?$"
 )
 DISCONNECTING = re.compile(
-    rf"Disconnecting(?: (?:(?:invalid|authenticating) user (?P<user>.*) )?{ADDR} port (?P<port>\d+))?: "
+    rf"Disconnecting(?: (?:(?:invalid|authenticating) user (?P<user>[^:]*) )?{ADDR} port (?P<port>\d+))?: "
     r"(?P<why>.*?)(?: for (?:invalid user )?(?P<user2>.*?))?(?: \[preauth\])?$"
 )
 RECEIVED_DISCONNECT = re.compile(
@@ -221,7 +231,15 @@ BAD_PROTOCOL = re.compile(
     r"(?:Bad protocol version identification .* from|Protocol major versions differ for) "
     r"(?P<ip>[0-9A-Za-z.:%_-]+?)(?: port (?P<port>\d+))?(?::.*)?$"
 )
-CONNECTION_FROM_ANYWHERE = re.compile(r"[Cc]onnection from (?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+)")
+# sshd's packet-layer fatal errors: "<function>: Connection from [<who> user <name> ]<addr> port <n>:
+# <error>" (also "banner exchange: ..."). Anchored at the start: the client's identification string
+# in other kex lines is attacker text and may itself say "Connection from 6.6.6.6 port 1". User
+# names never hold ':' (sshd cuts them there), so the user part cannot run past the address.
+KEX_SOURCE = re.compile(
+    r"(?:error: |fatal: )?[\w ]+: Connection from (?:(?:authenticating |invalid )?user [^:]* )?"
+    r"(?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+)(?::|$)"
+)
+MAGIC_SOURCE = re.compile(r"Magic value check failed \(\d+\) on obfuscated handshake from (?P<ip>\S+) port (?P<port>\d+)$")
 UNABLE_TO_NEGOTIATE = re.compile(
     r"(?:fatal: )?(?:Unable to negotiate (?:with (?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+): |a )"
     r"|no matching \S+ found)"
@@ -386,13 +404,14 @@ class Parser:
                     m["host"],
                     m["prog"],
                     None if pid == "-" else pid,
-                    line[m.end() :],
+                    # RFC 5424 lets a UTF-8 message start with a byte order mark.
+                    line[m.end() :].removeprefix("\ufeff"),
                 )
             first = line[line.find(">") + 1 : line.find(">") + 2]
         if first.isdigit():
             m = RFC3339_HEADER.match(line)
             if m is None:
-                return MALFORMED
+                return _unreadable(line)
             return self._event(
                 self.rfc3339_ts(m["ts"]),
                 m["host"],
@@ -402,7 +421,7 @@ class Parser:
             )
         m = CLASSIC_HEADER.match(line)
         if m is None:
-            return MALFORMED
+            return _unreadable(line)
         ts = self.classic_ts(m["mon"], m["day"], m["time"])
         return self._event(ts, m["host"], m["prog"], m["pid"], line[m.end() :])
 
@@ -442,6 +461,23 @@ class Parser:
             boot_id=boot_id,
             **fields,
         )
+
+
+def _unreadable(line: str) -> Malformed | None:
+    """None for a line whose header names another program, else MALFORMED (rare lines only)."""
+    m = ANY_HEADER.match(line)
+    if m is None:
+        return MALFORMED
+    if m["v5424"]:
+        # RFC 5424: "<pri>1 TIMESTAMP HOST APP-NAME PROCID ...": the program is the second word.
+        name = m["b"]
+    else:
+        # "TIMESTAMP [HOST] PROGRAM[PID]: ...": the program is the first word ending in ':'.
+        token = PROGRAM_TOKEN.match(m["a"]) or (PROGRAM_TOKEN.match(m["b"]) if m["b"] else None)
+        name = token["name"] if token else None
+    if name is None:
+        return MALFORMED
+    return MALFORMED if name.rsplit("/", 1)[-1] in PROGRAMS else None
 
 
 def classify(msg: str) -> dict:
@@ -572,7 +608,7 @@ def _error(msg: str) -> dict | None:
     m = RECEIVED_DISCONNECT.match(msg)
     if m:
         return _received_disconnect(m)
-    if "kex_exchange_identification" in msg or "kex_protocol_error" in msg:
+    if msg.startswith(KEX_MARKERS, 7):  # after "error: "
         return _kex(msg)
     return None
 
@@ -716,7 +752,7 @@ def _bad(msg: str) -> dict | None:
 
 
 def _kex(msg: str) -> dict:
-    m = CONNECTION_FROM_ANYWHERE.search(msg)
+    m = KEX_SOURCE.match(msg) or MAGIC_SOURCE.match(msg)
     fields: dict = {"kind": "kex_error"}
     if m:
         fields["source_ip"], fields["source_port"] = m["ip"], _port(m["port"])
@@ -769,7 +805,7 @@ def _root(msg: str) -> dict | None:
         return {
             "kind": "root_refused",
             "user": "root",
-            "source_ip": m["ip"],
+            "source_ip": m["ip"].removeprefix("::ffff:"),
             "source_port": _port(m["port"]),
         }
     return None
@@ -855,7 +891,8 @@ DISPATCH = {
 
 
 def _fallback(msg: str) -> dict:
-    if any(marker in msg for marker in KEX_MARKERS):
+    # Markers only where sshd writes them: a user name elsewhere in the line may hold them too.
+    if msg.startswith(KEX_MARKERS) or (msg.startswith(("error: ", "fatal: ")) and msg.startswith(KEX_MARKERS, 7)):
         return _kex(msg)
     if msg.startswith(INFO_PREFIXES):
         return {"kind": "info"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from collector.agent import Agent, default_paths
 from collector.recording import ConcurrentWriter
-from collector.tailing import SourceError
+from collector.tailing import SourceError, open_log
 
 
 class Command(BaseCommand):
@@ -42,6 +43,9 @@ class Command(BaseCommand):
             paths = default_paths()
         progress = (lambda text: self.stderr.write(text)) if options["once"] else None
         try:
+            for path in paths:
+                # Say what is wrong with a path before touching the database.
+                open_log(path)[0].close()
             agent = Agent(year=year, progress=progress)
             if not paths:
                 agent.read_journal(
@@ -55,3 +59,8 @@ class Command(BaseCommand):
                 agent.follow(paths, stat_interval=settings.ALPHA_STAT_INTERVAL)
         except (SourceError, ConcurrentWriter) as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(
+                f"The database failed ({detail}); check DATABASE_URL and run 'python manage.py migrate'."
+            ) from None

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from datetime import datetime, timedelta
+from io import StringIO
+
+from django.core.management import CommandError, call_command
+from django.test import TestCase, TransactionTestCase
+from django.utils import timezone
+
+from collector.models import DailyCount, LogSource
+
+from .helpers import expected_days, manage, popen_manage, stored_counts
+from .logs import brute_force, sample_log, scanner, syslog
+
+START = datetime(2026, 3, 2, 21, 0)
+
+
+def write(path: str, lines: list[str], mode: str = "a") -> None:
+    with open(path, mode) as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+class CommandErrorTests(TestCase):
+    def test_it_rejects_a_directory_and_a_bad_year(self):
+        with self.assertRaisesMessage(CommandError, "is a directory"):
+            call_command("watch_authlog", tempfile.gettempdir(), once=True)
+        with self.assertRaisesMessage(CommandError, "--year must be a year"):
+            call_command("watch_authlog", "/var/log/x", once=True, year=20)
+
+    def test_it_rejects_bad_dates_in_login_counts(self):
+        with self.assertRaisesMessage(CommandError, "--since must be a date like"):
+            call_command("login_counts", since="yesterday")
+        with self.assertRaisesMessage(CommandError, "--since must not be after --until"):
+            call_command("login_counts", since="2026-03-05", until="2026-03-01")
+
+
+class LoginCountsTests(TestCase):
+    def test_it_prints_days_in_order_as_json(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            lines = sample_log(START)
+            write(path, lines)
+            call_command("watch_authlog", path, once=True, stderr=StringIO())
+        out = StringIO()
+        call_command("login_counts", json=True, stdout=out)
+        data = json.loads(out.getvalue())
+        self.assertEqual(data["days"], expected_days(lines))
+        self.assertEqual([d["date"] for d in data["days"]], sorted(d["date"] for d in data["days"]))
+        self.assertTrue(data["host"])
+        out = StringIO()
+        call_command("login_counts", json=True, since="2026-03-03", until="2026-03-03", stdout=out)
+        self.assertEqual([d["date"] for d in json.loads(out.getvalue())["days"]], ["2026-03-03"])
+
+
+class ParseAuthlogTests(TestCase):
+    def test_it_prints_one_json_object_per_event_and_stores_nothing(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, ["Mar  2 21:00:00 web1 CRON[1]: pam_unix(cron:session): session opened for user root"])
+            write(path, brute_force(START, 77, "198.51.100.1", "<img src=x onerror=alert(1)>", attempts=1))
+            write(path, [syslog(START, 77, "last message repeated 3 times")])
+            out = StringIO()
+            call_command("parse_authlog", path, year=2026, stdout=out)
+        events = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertEqual(events[0]["line"], 2)
+        self.assertEqual(events[0]["kind"], "invalid_user")
+        self.assertEqual(events[0]["user"], "<img src=x onerror=alert(1)>")
+        self.assertEqual(events[0]["ts"], "2026-03-02T21:00:00" + events[0]["ts"][19:])
+        failed = next(e for e in events if e["kind"] == "failed")
+        self.assertEqual((failed["outcome"], failed["method"], failed["source_ip"]), ("failure", "password", "198.51.100.1"))
+        # "last message repeated" is shown as the event it repeats, with its count.
+        self.assertEqual((events[-1]["kind"], events[-1]["count"], events[-1]["line"]), ("disconnected", 3, 7))
+        self.assertEqual(
+            set(events[0]),
+            {"line", "ts", "host", "program", "pid", "kind", "outcome", "user", "source_ip", "source_port", "method", "count"},
+        )
+        self.assertFalse(DailyCount.objects.exists())
+
+
+class AgentProcessTests(TransactionTestCase):
+    """The agent as a user runs it: a separate process against the database."""
+
+    def test_it_names_a_missing_file_in_one_sentence(self):
+        result = manage("watch_authlog", "--once", "/nonexistent/auth.log")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip(), "CommandError: /nonexistent/auth.log does not exist.")
+
+    def test_it_neither_loses_nor_doubles_lines_when_killed_mid_read(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            lines = sample_log(START, connections=6000)
+            write(path, lines)
+            size = os.path.getsize(path)
+            for attempt in range(3):
+                agent = popen_manage("watch_authlog", "--once", path)
+                # Kill it as soon as it has committed part of the file.
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    source = LogSource.objects.first()
+                    if source and 0 < source.offset and (source.offset > size * (attempt + 1) / 5 or source.offset == size):
+                        break
+                    time.sleep(0.01)
+                agent.send_signal(signal.SIGKILL)
+                agent.wait()
+            result = manage("watch_authlog", "--once", path)
+            self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(LogSource.objects.get().offset, size)
+        self.assertEqual(stored_counts()["days"], expected_days(lines))
+
+    def test_it_follows_appends_and_rotation_until_sigterm(self):
+        today = timezone.localtime().replace(tzinfo=None, microsecond=0) - timedelta(minutes=5)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, scanner(today, 100, "198.51.100.1"))
+            agent = popen_manage("watch_authlog", path)
+            try:
+                self.wait_for_sessions(1)
+                write(path, scanner(today, 101, "198.51.100.2"))
+                self.wait_for_sessions(2)
+                os.rename(path, path + ".1")
+                write(path + ".1", scanner(today, 102, "198.51.100.3"))
+                write(path, scanner(today, 103, "198.51.100.4"), mode="w")
+                self.wait_for_sessions(4)
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                _, stderr = agent.communicate(timeout=30)
+            self.assertEqual(agent.returncode, 0, stderr)
+
+    def wait_for_sessions(self, n: int) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if sum(DailyCount.objects.values_list("sessions", flat=True)) == n:
+                return
+            time.sleep(0.02)
+        self.fail(f"the agent did not reach {n} sessions: {stored_counts()['days']}")
