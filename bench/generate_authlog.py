@@ -399,16 +399,15 @@ class Model:
             day = _day(conn["start"])
             row = days[day]
             row["sessions"] += 1
-            row["accepted"] += conn["accepted"]
+            row["accepted"] += int(conn["accepted"])
             row["failed_attempts"] += conn["failed"]
-            row["failed_sessions"] += conn["failed"] > 0 and not conn["accepted"]
-            row["invalid_user_sessions"] += conn["invalid"]
-            row["preauth_only"] += not (conn["accepted"] or conn["failed"] or conn["invalid"])
+            row["failed_sessions"] += int(conn["failed"] > 0 and not conn["accepted"])
+            row["invalid_user_sessions"] += int(conn["invalid"])
+            row["preauth_only"] += int(not (conn["accepted"] or conn["failed"] or conn["invalid"]))
             sources[day].add(conn["ip"])
         out = []
         for day in sorted(days):
-            row = {"date": day, **days[day], "unique_sources": len(sources[day])}
-            out.append({k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
+            out.append({"date": day, **days[day], "unique_sources": len(sources[day])})
         return {"host": self.host, "days": out}
 
     def original_design(self) -> dict:

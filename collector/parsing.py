@@ -219,7 +219,7 @@ DISCONNECTED = re.compile(
     r"(?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+)(?P<pre> \[preauth\])?$"
 )
 CONNECTION_CLOSED = re.compile(
-    r"Connection (?P<what>closed|reset) by (?:(?:(?:invalid|authenticating) user (?P<user>.*) )?"
+    r"Connection (?P<what>closed|reset) by (?:(?:(?P<who>invalid|authenticating) user (?P<user>.*) )?"
     rf"{ADDR} port (?P<port>\d+)|(?P<ip_only>[0-9A-Za-z.:%_-]+))(?P<pre> \[preauth\])?$"
 )
 SOCKET_RESET = re.compile(r"(?:fatal: )?Read from socket failed: Connection reset by peer")
@@ -726,6 +726,7 @@ def _connection_closed(m: re.Match) -> dict:
         "user": m["user"],
         "source_ip": ip,
         "source_port": _port(m["port"]),
+        "invalid_user": m["who"] == "invalid",
     }
 
 
