@@ -15,7 +15,13 @@ echo "== tests on SQLite"
 env -u DATABASE_URL .venv/bin/pytest -q "$@"
 
 echo "== tests on PostgreSQL ($postgres_url)"
-if ! .venv/bin/python -c "import psycopg, sys; psycopg.connect(sys.argv[1].replace('/alpha', '/postgres', 1), connect_timeout=5).close()" "$postgres_url" 2>/dev/null; then
+check_postgres='
+import sys, dj_database_url, psycopg
+c = dj_database_url.parse(sys.argv[1])
+psycopg.connect(host=c["HOST"] or None, port=c["PORT"] or None, user=c["USER"] or None,
+                password=c["PASSWORD"] or None, dbname="postgres", connect_timeout=5).close()
+'
+if ! .venv/bin/python -c "$check_postgres" "$postgres_url" 2>/dev/null; then
     if [ "${CI:-}" = "true" ]; then
         echo "PostgreSQL is not reachable at $postgres_url: CI needs it." >&2
         exit 1
