@@ -61,7 +61,9 @@ class ParseAuthlogTests(TestCase):
     def test_it_prints_one_json_object_per_event_and_stores_nothing(self):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "auth.log")
-            write(path, ["Mar  2 21:00:00 web1 CRON[1]: pam_unix(cron:session): session opened for user root"])
+            write(
+                path, ["Mar  2 21:00:00 web1 CRON[1]: pam_unix(cron:session): session opened for user root"]
+            )
             write(path, brute_force(START, 77, "198.51.100.1", "<img src=x onerror=alert(1)>", attempts=1))
             write(path, [syslog(START, 77, "last message repeated 3 times")])
             out = StringIO()
@@ -72,12 +74,30 @@ class ParseAuthlogTests(TestCase):
         self.assertEqual(events[0]["user"], "<img src=x onerror=alert(1)>")
         self.assertEqual(events[0]["ts"], "2026-03-02T21:00:00" + events[0]["ts"][19:])
         failed = next(e for e in events if e["kind"] == "failed")
-        self.assertEqual((failed["outcome"], failed["method"], failed["source_ip"]), ("failure", "password", "198.51.100.1"))
+        self.assertEqual(
+            (failed["outcome"], failed["method"], failed["source_ip"]),
+            ("failure", "password", "198.51.100.1"),
+        )
         # "last message repeated" is shown as the event it repeats, with its count.
-        self.assertEqual((events[-1]["kind"], events[-1]["count"], events[-1]["line"]), ("disconnected", 3, 7))
+        self.assertEqual(
+            (events[-1]["kind"], events[-1]["count"], events[-1]["line"]), ("disconnected", 3, 7)
+        )
         self.assertEqual(
             set(events[0]),
-            {"line", "ts", "host", "program", "pid", "kind", "outcome", "user", "source_ip", "source_port", "method", "count"},
+            {
+                "line",
+                "ts",
+                "host",
+                "program",
+                "pid",
+                "kind",
+                "outcome",
+                "user",
+                "source_ip",
+                "source_port",
+                "method",
+                "count",
+            },
         )
         self.assertFalse(DailyCount.objects.exists())
 
@@ -102,7 +122,11 @@ class AgentProcessTests(TransactionTestCase):
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:
                     source = LogSource.objects.first()
-                    if source and 0 < source.offset and (source.offset > size * (attempt + 1) / 5 or source.offset == size):
+                    if (
+                        source
+                        and source.offset > 0
+                        and (source.offset > size * (attempt + 1) / 5 or source.offset == size)
+                    ):
                         break
                     time.sleep(0.01)
                 agent.send_signal(signal.SIGKILL)
