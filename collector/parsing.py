@@ -239,7 +239,9 @@ KEX_SOURCE = re.compile(
     r"(?:error: |fatal: )?[\w ]+: Connection from (?:(?:authenticating |invalid )?user [^:]* )?"
     r"(?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+)(?::|$)"
 )
-MAGIC_SOURCE = re.compile(r"Magic value check failed \(\d+\) on obfuscated handshake from (?P<ip>\S+) port (?P<port>\d+)$")
+MAGIC_SOURCE = re.compile(
+    r"Magic value check failed \(\d+\) on obfuscated handshake from (?P<ip>\S+) port (?P<port>\d+)$"
+)
 UNABLE_TO_NEGOTIATE = re.compile(
     r"(?:fatal: )?(?:Unable to negotiate (?:with (?P<ip>[0-9A-Za-z.:%_-]+) port (?P<port>\d+): |a )"
     r"|no matching \S+ found)"
@@ -893,7 +895,9 @@ DISPATCH = {
 
 def _fallback(msg: str) -> dict:
     # Markers only where sshd writes them: a user name elsewhere in the line may hold them too.
-    if msg.startswith(KEX_MARKERS) or (msg.startswith(("error: ", "fatal: ")) and msg.startswith(KEX_MARKERS, 7)):
+    if msg.startswith(KEX_MARKERS) or (
+        msg.startswith(("error: ", "fatal: ")) and msg.startswith(KEX_MARKERS, 7)
+    ):
         return _kex(msg)
     if msg.startswith(INFO_PREFIXES):
         return {"kind": "info"}

@@ -12,7 +12,7 @@ deltas of any split of a log therefore gives the counts of reading it in one go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 
 from .parsing import KINDS, LISTENER, OPEN, POST, PRE, Event
 
@@ -194,7 +194,7 @@ class Tracker:
         # Old syslogd writes "last message repeated" with an empty host: it is the last host.
         self.last_host: str = state.get("last_host", "")
         self.tally = Tally()
-        self._day_cache: dict[date, str] = {}
+        self._ts_cache: dict[datetime, tuple[float, str]] = {}
 
     def state(self) -> dict:
         """JSON-ready state, saved with the read position so a restart resumes exactly."""
@@ -220,7 +220,13 @@ class Tracker:
     def feed(self, ev: Event) -> Event | None:
         """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
         tally = self.tally
-        ts = ev.ts.timestamp()
+        # Lines of the same second share one datetime: convert it once.
+        cached = self._ts_cache.get(ev.ts)
+        if cached is None:
+            if len(self._ts_cache) > 100_000:
+                self._ts_cache.clear()
+            cached = self._ts_cache[ev.ts] = (ev.ts.timestamp(), ev.ts.date().isoformat())
+        ts, day = cached
         if ts > self.newest:
             self.newest = ts
             if ts >= self.next_evict:
@@ -228,9 +234,6 @@ class Tracker:
                 self.next_evict = ts + IDLE_SECONDS
         if tally.last_event_ts is None or ts > tally.last_event_ts:
             tally.last_event_ts = ts
-        day = self._day_cache.get(ev.ts.date())
-        if day is None:
-            day = self._day_cache[ev.ts.date()] = ev.ts.date().isoformat()
 
         host = ev.host
         if host:
