@@ -46,6 +46,17 @@ class LogSource(models.Model):
     last_event_at = models.DateTimeField(null=True)
     # Set when the file was rotated away and read to its end, or replaced by truncation.
     finished = models.BooleanField(default=False)
+    # {hour (epoch // 3600): unknown sshd messages}, the last 25 hours, for the health endpoint.
+    unknown_hours = models.JSONField(default=dict)
+
+    def add_unknown_hours(self, hours: dict[int, int], now_hour: int) -> None:
+        merged = {int(h): n for h, n in self.unknown_hours.items()}
+        for hour, count in hours.items():
+            merged[hour] = merged.get(hour, 0) + count
+        self.unknown_hours = {str(h): n for h, n in merged.items() if h > now_hour - 25}
+
+    def unknown_last_24h(self, now_hour: int) -> int:
+        return sum(n for h, n in self.unknown_hours.items() if int(h) > now_hour - 24)
 
     class Meta:
         indexes = [
@@ -108,9 +119,17 @@ class DailySource(models.Model):
     accepted = models.BigIntegerField(default=0)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+    # Distinct user names tried from this address that day (attacker text), at most MAX_USERS.
+    users = models.JSONField(default=list)
+
+    MAX_USERS = 20
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "ip"], name="dailysource_day_ip")]
+        indexes = [
+            # Used by the agent API's top sources of a day.
+            models.Index(fields=["day", "-sessions"], name="dailysource_day_sessions"),
+        ]
 
 
 class DailyUser(models.Model):
@@ -142,6 +161,7 @@ class UnknownSample(models.Model):
 
     seen_at = models.DateTimeField()
     message = models.TextField()
+    source = models.ForeignKey(LogSource, null=True, on_delete=models.CASCADE, related_name="unknown_samples")
 
     KEEP = 50
 

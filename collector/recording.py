@@ -48,14 +48,15 @@ class Recorder:
                     "Another watch_authlog wrote to this database since this one started; "
                     "run only one agent per database."
                 )
-            add_tally(tally)
             for source in sources:
+                source.add_unknown_hours(tally.unknown_hours, int(now.timestamp() // 3600))
                 source.last_read_at = now
                 if tally.last_event_ts is not None:
                     event_at = _when(tally.last_event_ts)
                     if source.last_event_at is None or event_at > source.last_event_at:
                         source.last_event_at = event_at
                 source.save()
+            add_tally(tally, sources[0] if sources else None)
             state.tracker = self.tracker.state()
             state.generation += 1
             state.updated_at = now
@@ -64,7 +65,7 @@ class Recorder:
         return tally
 
 
-def add_tally(tally: Tally) -> None:
+def add_tally(tally: Tally, source: LogSource | None = None) -> None:
     """Add a batch's deltas to the stored counts. The caller holds the write lock."""
     _add_days(tally.days)
     _add_keyed(DailySource, "ip", tally.sources, _merge_source, _new_source)
@@ -78,7 +79,8 @@ def add_tally(tally: Tally) -> None:
     )
     if tally.unknown_samples:
         UnknownSample.objects.bulk_create(
-            UnknownSample(seen_at=_when(ts), message=message[:1000]) for ts, message in tally.unknown_samples
+            UnknownSample(seen_at=_when(ts), message=message[:1000], source=source)
+            for ts, message in tally.unknown_samples
         )
         keep = list(
             UnknownSample.objects.order_by("-seen_at", "-id").values_list("id", flat=True)[
@@ -148,13 +150,25 @@ def _merge_source(row: DailySource, delta: list) -> None:
     row.accepted += delta[2]
     row.first_seen = min(row.first_seen, _when(delta[3]))
     row.last_seen = max(row.last_seen, _when(delta[4]))
+    if delta[5] and len(row.users) < DailySource.MAX_USERS:
+        row.users = _capped_users(row.users, delta[5])
 
 
 def _new_source(day: date, ip: str, delta: list) -> DailySource:
     return DailySource(
         day=day, ip=ip, sessions=delta[0], failed_attempts=delta[1], accepted=delta[2],
-        first_seen=_when(delta[3]), last_seen=_when(delta[4]),
+        first_seen=_when(delta[3]), last_seen=_when(delta[4]), users=_capped_users([], delta[5]),
     )  # fmt: skip
+
+
+def _capped_users(users: list[str], new: set[str]) -> list[str]:
+    merged = list(users)
+    for user in sorted(new):
+        if len(merged) >= DailySource.MAX_USERS:
+            break
+        if user not in merged:
+            merged.append(user)
+    return merged
 
 
 def _merge_user(row: DailyUser, delta: list) -> None:

@@ -150,13 +150,15 @@ class Tally:
     """Count deltas gathered from events, to be added to the stored counts in one transaction."""
 
     days: dict[str, list[int]] = field(default_factory=dict)
-    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts]
+    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts, {users}]
     sources: dict[tuple[str, str], list] = field(default_factory=dict)
     # (day, user) -> [sessions, failed_attempts, accepted]
     users: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     # (day, kind) -> events
     kinds: dict[tuple[str, str], int] = field(default_factory=dict)
     unknown_samples: list[tuple[float, str]] = field(default_factory=list)
+    # hour (epoch // 3600) -> unknown messages, for "unknown messages in the last 24 h"
+    unknown_hours: dict[int, int] = field(default_factory=dict)
     lines: int = 0
     malformed: int = 0
     last_event_ts: float | None = None
@@ -170,7 +172,7 @@ class Tally:
     def source(self, day: str, ip: str, ts: float) -> list:
         counts = self.sources.get((day, ip))
         if counts is None:
-            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts]
+            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts, set()]
         return counts
 
     def user(self, day: str, user: str) -> list[int]:
@@ -273,8 +275,11 @@ class Tracker:
 
         kinds_key = (day, kind)
         tally.kinds[kinds_key] = tally.kinds.get(kinds_key, 0) + count
-        if kind == "unknown" and len(tally.unknown_samples) < MAX_UNKNOWN_SAMPLES:
-            tally.unknown_samples.append((ts, ev.message))
+        if kind == "unknown":
+            hour = int(ts // 3600)
+            tally.unknown_hours[hour] = tally.unknown_hours.get(hour, 0) + count
+            if len(tally.unknown_samples) < MAX_UNKNOWN_SAMPLES:
+                tally.unknown_samples.append((ts, ev.message))
         if key is None:
             return ev
 
@@ -322,8 +327,10 @@ class Tracker:
 
         ip = ev.source_ip
         if ip and conn.ip is None:
-            conn.ip = ip
-            tally.source(day, ip, ts)[0] += 1
+            conn.ip = ip = ip[:255]
+            learned = tally.source(day, ip, ts)
+            learned[0] += 1
+            learned[5].update(conn.users)
         source = tally.source(day, conn.ip, ts) if conn.ip else None
         if source is not None:
             source[3] = min(source[3], ts)
@@ -335,6 +342,8 @@ class Tracker:
             if user not in conn.users and len(conn.users) < MAX_USERS_PER_CONNECTION:
                 conn.users.append(user)
                 tally.user(day, user)[0] += 1
+                if source is not None:
+                    source[5].add(user)
         else:
             user = None
 
