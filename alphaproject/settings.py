@@ -93,6 +93,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "collector",
     "inventory_app",
     "dashboard",
@@ -167,6 +170,38 @@ USE_I18N = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Agent API
+# The bearer token callers of the agent API present; without one the API answers 503.
+ALPHA_AGENT_TOKEN = env_secret("ALPHA_AGENT_TOKEN").strip()
+if ALPHA_AGENT_TOKEN and len(ALPHA_AGENT_TOKEN) < 16:
+    raise ImproperlyConfigured("ALPHA_AGENT_TOKEN must be at least 16 characters long.")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "collector.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["collector.authentication.HasAgentTokenOrIsStaff"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "collector.views.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Alpha API",
+    "DESCRIPTION": "SSH connection counts of this host (agent API), behind a bearer token.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["collector.authentication.HasAgentTokenOrIsStaff"],
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Agent
 ALPHA_HOST_NAME = env_str("ALPHA_HOST_NAME") or socket.gethostname()

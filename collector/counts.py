@@ -1,12 +1,20 @@
-"""Reading the stored counts, as the agent's commands and API show them."""
+"""Reading the stored counts and health, as the agent's commands and API show them."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
+from django.conf import settings
 from django.db.models import Count
+from django.utils import timezone
 
-from .models import DailyCount, DailySource
+import alphaproject
+
+from .models import FILE, DailyCount, DailySource, DailyUser, LogSource, UnknownSample
+
+TOP = 10
+HEALTH_SOURCES = 10
 
 
 def day_rows(since: date | None = None, until: date | None = None) -> list[dict]:
@@ -18,3 +26,67 @@ def day_rows(since: date | None = None, until: date | None = None) -> list[dict]
         sources = sources.filter(day__lte=until)
     unique = dict(sources.values("day").annotate(n=Count("id")).values_list("day", "n"))
     return [row.as_dict(unique.get(row.day, 0)) for row in DailyCount.objects.for_range(since, until)]
+
+
+def day_detail(day: date) -> dict:
+    """One day with its busiest sources and users; a day without connections is all zeros."""
+    row = DailyCount.objects.filter(day=day).first() or DailyCount(day=day)
+    detail = {"host": settings.ALPHA_HOST_NAME}
+    detail.update(row.as_dict(DailySource.objects.filter(day=day).count()))
+    detail["top_sources"] = list(
+        DailySource.objects.filter(day=day)
+        .order_by("-sessions", "-failed_attempts", "ip")
+        .values("ip", "sessions", "failed_attempts", "accepted")[:TOP]
+    )
+    detail["top_users"] = list(
+        DailyUser.objects.filter(day=day)
+        .order_by("-sessions", "-failed_attempts", "user")
+        .values("user", "sessions", "failed_attempts", "accepted")[:TOP]
+    )
+    return detail
+
+
+def health() -> dict:
+    now = timezone.now()
+    hour = int(now.timestamp() // 3600)
+    sources = LogSource.objects.filter(finished=False).order_by("-last_read_at")[:HEALTH_SOURCES]
+    return {
+        "host": settings.ALPHA_HOST_NAME,
+        "agent_version": alphaproject.__version__,
+        "time_zone": settings.TIME_ZONE,
+        "now": now,
+        "sources": [_source_health(source, now, hour) for source in sources],
+    }
+
+
+def _source_health(source: LogSource, now, hour: int) -> dict:
+    file_size = unread = None
+    if source.kind == FILE:
+        try:
+            st = os.stat(source.path)
+        except OSError:
+            pass
+        else:
+            file_size = st.st_size
+            same_file = (st.st_dev, st.st_ino) == (source.device, source.inode)
+            # A different file at the path was rotated in and not read yet: all of it is unread.
+            unread = max(0, st.st_size - source.offset) if same_file else st.st_size
+    samples = UnknownSample.objects.filter(source=source, seen_at__gte=now - timezone.timedelta(hours=24))
+    return {
+        "kind": source.kind,
+        "path": source.path,
+        "inode": source.inode,
+        "offset": source.offset,
+        "file_size": file_size,
+        "unread_bytes": unread,
+        "cursor": source.cursor,
+        "last_read_at": source.last_read_at,
+        "last_event_at": source.last_event_at,
+        "seconds_since_last_event": int((now - source.last_event_at).total_seconds())
+        if source.last_event_at
+        else None,
+        "lines_read": source.lines_read,
+        "malformed_lines": source.malformed_lines,
+        "unknown_last_24h": source.unknown_last_24h(hour),
+        "unknown_samples": list(samples.order_by("-seen_at").values("seen_at", "message")[:5]),
+    }

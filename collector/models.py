@@ -49,15 +49,6 @@ class LogSource(models.Model):
     # {hour (epoch // 3600): unknown sshd messages}, the last 25 hours, for the health endpoint.
     unknown_hours = models.JSONField(default=dict)
 
-    def add_unknown_hours(self, hours: dict[int, int], now_hour: int) -> None:
-        merged = {int(h): n for h, n in self.unknown_hours.items()}
-        for hour, count in hours.items():
-            merged[hour] = merged.get(hour, 0) + count
-        self.unknown_hours = {str(h): n for h, n in merged.items() if h > now_hour - 25}
-
-    def unknown_last_24h(self, now_hour: int) -> int:
-        return sum(n for h, n in self.unknown_hours.items() if int(h) > now_hour - 24)
-
     class Meta:
         indexes = [
             # Used by tailing when it opens a file: which row is this (device, inode)?
@@ -68,6 +59,15 @@ class LogSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} @ {self.offset}"
+
+    def add_unknown_hours(self, hours: dict[int, int], now_hour: int) -> None:
+        merged = {int(h): n for h, n in self.unknown_hours.items()}
+        for hour, count in hours.items():
+            merged[hour] = merged.get(hour, 0) + count
+        self.unknown_hours = {str(h): n for h, n in merged.items() if h > now_hour - 25}
+
+    def unknown_last_24h(self, now_hour: int) -> int:
+        return sum(n for h, n in self.unknown_hours.items() if int(h) > now_hour - 24)
 
 
 class DailyCountQuerySet(models.QuerySet):

@@ -1,0 +1,112 @@
+"""The agent API's shapes: validated input, and the output contract (keep these names)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from .models import DailySource
+
+MAX_RANGE_DAYS = 400
+
+
+class DayParamSerializer(serializers.Serializer):
+    date = serializers.DateField(input_formats=["%Y-%m-%d"])
+
+
+class RangeParamSerializer(serializers.Serializer):
+    since = serializers.DateField(
+        input_formats=["%Y-%m-%d"], required=False, help_text="First day; default: until - 29 days."
+    )
+    until = serializers.DateField(
+        input_formats=["%Y-%m-%d"], required=False, help_text="Last day; default: today."
+    )
+
+    def validate(self, data: dict) -> dict:
+        until = data.get("until") or timezone.localdate()
+        since = data.get("since") or until - timedelta(days=29)
+        if since > until:
+            raise serializers.ValidationError("since must not be after until.")
+        if (until - since).days + 1 > MAX_RANGE_DAYS:
+            raise serializers.ValidationError(f"The range may cover at most {MAX_RANGE_DAYS} days.")
+        return {"since": since, "until": until}
+
+
+class DayCountsSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    sessions = serializers.IntegerField(min_value=0)
+    accepted = serializers.IntegerField(min_value=0)
+    failed_attempts = serializers.IntegerField(min_value=0)
+    failed_sessions = serializers.IntegerField(min_value=0)
+    invalid_user_sessions = serializers.IntegerField(min_value=0)
+    preauth_only = serializers.IntegerField(min_value=0)
+    unique_sources = serializers.IntegerField(min_value=0)
+
+
+class TopSourceSerializer(serializers.Serializer):
+    ip = serializers.CharField()
+    sessions = serializers.IntegerField()
+    failed_attempts = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+
+
+class TopUserSerializer(serializers.Serializer):
+    user = serializers.CharField()
+    sessions = serializers.IntegerField()
+    failed_attempts = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+
+
+class DayDetailSerializer(DayCountsSerializer):
+    host = serializers.CharField()
+    top_sources = TopSourceSerializer(many=True)
+    top_users = TopUserSerializer(many=True)
+
+    field_order = ("host", "date")
+
+
+class DayRangeSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    days = DayCountsSerializer(many=True)
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    users = serializers.ListField(
+        child=serializers.CharField(), help_text="Distinct user names tried (at most 20)."
+    )
+
+    class Meta:
+        model = DailySource
+        fields = ["ip", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen"]
+
+
+class UnknownSampleSerializer(serializers.Serializer):
+    seen_at = serializers.DateTimeField()
+    message = serializers.CharField()
+
+
+class SourceHealthSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["file", "journal"])
+    path = serializers.CharField()
+    inode = serializers.IntegerField(allow_null=True)
+    offset = serializers.IntegerField()
+    file_size = serializers.IntegerField(allow_null=True)
+    unread_bytes = serializers.IntegerField(allow_null=True)
+    cursor = serializers.CharField(allow_blank=True)
+    last_read_at = serializers.DateTimeField(allow_null=True)
+    last_event_at = serializers.DateTimeField(allow_null=True)
+    seconds_since_last_event = serializers.IntegerField(allow_null=True)
+    lines_read = serializers.IntegerField()
+    malformed_lines = serializers.IntegerField()
+    unknown_last_24h = serializers.IntegerField()
+    unknown_samples = UnknownSampleSerializer(many=True)
+
+
+class HealthSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    agent_version = serializers.CharField()
+    time_zone = serializers.CharField()
+    now = serializers.DateTimeField()
+    sources = SourceHealthSerializer(many=True)

@@ -1,0 +1,130 @@
+"""The agent API: this host's counts as JSON behind a bearer token. Thin views over counts.py."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from rest_framework import generics, renderers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from .counts import day_detail, day_rows, health
+from .metrics import AgentCollector
+from .models import DailySource
+from .serializers import (
+    DayDetailSerializer,
+    DayParamSerializer,
+    DayRangeSerializer,
+    HealthSerializer,
+    RangeParamSerializer,
+    SourceSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+ERROR = OpenApiResponse(description='JSON error: {"detail": message} or field errors.')
+DAY_PARAM = OpenApiParameter("day", OpenApiTypes.DATE, OpenApiParameter.PATH, description="YYYY-MM-DD")
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 503: ERROR}
+
+
+def api_exception_handler(exc, context):
+    """DRF's errors as usual; anything unexpected becomes a JSON 500 without details."""
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unexpected error in %s", context.get("view"))
+        response = Response({"detail": "Internal error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return response
+
+
+def valid_day(value: str):
+    params = DayParamSerializer(data={"date": value})
+    if not params.is_valid():
+        raise ValidationError({"date": f"{value[:40]!r} is not a date like 2026-03-01."})
+    return params.validated_data["date"]
+
+
+class DayView(APIView):
+    @extend_schema(
+        operation_id="logins_day", parameters=[DAY_PARAM], responses={200: DayDetailSerializer, **ERRORS}
+    )
+    def get(self, request, day: str):
+        return Response(DayDetailSerializer(day_detail(valid_day(day))).data)
+
+
+class DayRangeView(APIView):
+    @extend_schema(
+        operation_id="logins_range",
+        parameters=[RangeParamSerializer],
+        responses={200: DayRangeSerializer, **ERRORS},
+    )
+    def get(self, request):
+        params = RangeParamSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        days = day_rows(params.validated_data["since"], params.validated_data["until"])
+        return Response(DayRangeSerializer({"host": settings.ALPHA_HOST_NAME, "days": days}).data)
+
+
+class SourcePagination(CursorPagination):
+    # Ordered by address: stable while today's counts still grow, so no page skips or repeats.
+    ordering = "ip"
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def decode_cursor(self, request):
+        # A cursor the caller mangled is bad input (400), not a missing page (DRF says 404).
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({"cursor": "Invalid cursor: use the 'next' link as given."}) from None
+
+
+class SourceListView(generics.ListAPIView):
+    serializer_class = SourceSerializer
+    pagination_class = SourcePagination
+
+    def get_queryset(self):
+        return DailySource.objects.filter(day=valid_day(self.kwargs["day"]))
+
+    @extend_schema(parameters=[DAY_PARAM], responses={200: SourceSerializer(many=True), **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class HealthView(APIView):
+    @extend_schema(responses={200: HealthSerializer, **ERRORS})
+    def get(self, request):
+        return Response(HealthSerializer(health()).data)
+
+
+class PrometheusRenderer(renderers.BaseRenderer):
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class MetricsView(APIView):
+    renderer_classes = [PrometheusRenderer]
+
+    def handle_exception(self, exc):
+        # Errors are JSON like everywhere else in the API, not Prometheus text.
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return response
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR, **ERRORS})
+    def get(self, request):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(AgentCollector())
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
