@@ -7,3 +7,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-key-not-secret")
 
 from .settings import *  # noqa: E402,F403
+
+# Static files straight from the apps, without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

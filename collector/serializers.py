@@ -64,7 +64,9 @@ class DayDetailSerializer(DayCountsSerializer):
     top_sources = TopSourceSerializer(many=True)
     top_users = TopUserSerializer(many=True)
 
-    field_order = ("host", "date")
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return {"host": data.pop("host"), **data}  # the documented order: host, date, counts
 
 
 class DayRangeSerializer(serializers.Serializer):
