@@ -89,7 +89,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One sshd log event. `count` > 1 when a repeat line stands for several."""
 
