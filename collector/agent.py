@@ -304,7 +304,8 @@ class Agent:
                 source.lines_read += len(batch.entries)
                 source.malformed_lines += malformed + batch.unreadable
                 self.recorder.commit([source])
-                close_old_connections()
+                if follow:
+                    close_old_connections()  # a long-running loop: drop connections past their age
         finally:
             reader.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shlex
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class Batch:
 
 
 def journalctl_args(journalctl: str, cursor: str | None, follow: bool) -> list[str]:
-    args = [journalctl, "-o", "json", "--no-pager", "--quiet"]
+    # ALPHA_JOURNALCTL is a command line: "journalctl --directory=/var/log/journal/remote" works.
+    args = [*shlex.split(journalctl), "-o", "json", "--no-pager", "--quiet"]
     args += ["--after-cursor", cursor] if cursor else []
     args += ["--follow"] if follow else []
     # Matches on one field are ORed; "+" ORs the two groups (some units log under _COMM only).
@@ -97,7 +99,7 @@ class JournalReader:
             )
         except FileNotFoundError:
             raise SourceError(
-                f"{journalctl} was not found: install systemd's journalctl or give the log file's path."
+                f"{shlex.split(journalctl)[0]} was not found: install systemd's journalctl or give the log file's path."
             ) from None
         except PermissionError:
             raise SourceError(f"Cannot run {journalctl}: permission denied.") from None

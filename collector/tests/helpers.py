@@ -79,12 +79,13 @@ def manage(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def popen_manage(*args: str) -> subprocess.Popen:
+def popen_manage(*args: str, env: dict | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "SECRET_KEY": "test",
         "TIME_ZONE": settings.TIME_ZONE,
+        **(env or {}),
     }
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
