@@ -90,11 +90,11 @@ class Agent:
                 events = inotify.read(timeout=int(stat_interval * 1000))
                 if self.stopping:
                     break
-                if events and not any(ev.name in names for ev in events):
-                    continue
                 close_old_connections()
-                for followed in followers:
-                    self.sync(followed)
+                if not events or any(ev.name in names for ev in events):
+                    for followed in followers:
+                        self.sync(followed)
+                self.recorder.heartbeat()
         finally:
             inotify.close()
             for followed in followers:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 import alphaproject
 
-from .models import FILE, DailyCount, DailySource, DailyUser, LogSource, UnknownSample
+from .models import FILE, AgentState, DailyCount, DailySource, DailyUser, LogSource, UnknownSample
 
 TOP = 10
 HEALTH_SOURCES = 10
@@ -50,11 +50,16 @@ def health() -> dict:
     now = timezone.now()
     hour = int(now.timestamp() // 3600)
     sources = LogSource.objects.filter(finished=False).order_by("-last_read_at")[:HEALTH_SOURCES]
+    state = AgentState.objects.filter(pk=1).first()
+    heartbeat = state.heartbeat_at if state else None
     return {
         "host": settings.ALPHA_HOST_NAME,
         "agent_version": alphaproject.__version__,
         "time_zone": settings.TIME_ZONE,
         "now": now,
+        "heartbeat_at": heartbeat,
+        # A following agent writes a heartbeat every minute, quiet log or not.
+        "following": bool(heartbeat and (now - heartbeat).total_seconds() < 3 * AgentState.HEARTBEAT),
         "sources": [_source_health(source, now, hour) for source in sources],
     }
 

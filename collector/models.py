@@ -21,6 +21,11 @@ class AgentState(models.Model):
     tracker = models.JSONField(default=dict)
     generation = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Written by a following agent at least every HEARTBEAT seconds, also while the log is quiet,
+    # so the API can tell a quiet host from a stopped agent.
+    heartbeat_at = models.DateTimeField(null=True)
+
+    HEARTBEAT = 60
 
 
 class LogSource(models.Model):

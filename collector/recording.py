@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 from django.db import transaction
@@ -37,6 +38,7 @@ class Recorder:
         state, _ = AgentState.objects.get_or_create(pk=1)
         self.generation = state.generation
         self.tracker = Tracker(state.tracker)
+        self.last_heartbeat = 0.0
 
     def commit(self, sources: list[LogSource]) -> Tally:
         tally = self.tracker.take_tally()
@@ -59,10 +61,17 @@ class Recorder:
             add_tally(tally, sources[0] if sources else None)
             state.tracker = self.tracker.state()
             state.generation += 1
-            state.updated_at = now
+            state.updated_at = state.heartbeat_at = now
             state.save()
         self.generation = state.generation
+        self.last_heartbeat = time.monotonic()
         return tally
+
+    def heartbeat(self) -> None:
+        """Say "still following" while nothing is committed (a quiet log)."""
+        if time.monotonic() - self.last_heartbeat >= AgentState.HEARTBEAT:
+            AgentState.objects.filter(pk=1).update(heartbeat_at=timezone.now())
+            self.last_heartbeat = time.monotonic()
 
 
 def add_tally(tally: Tally, source: LogSource | None = None) -> None:

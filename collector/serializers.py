@@ -111,4 +111,6 @@ class HealthSerializer(serializers.Serializer):
     agent_version = serializers.CharField()
     time_zone = serializers.CharField()
     now = serializers.DateTimeField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True, help_text="Last sign of life of watch_authlog.")
+    following = serializers.BooleanField(help_text="watch_authlog gave a sign of life in the last 3 minutes.")
     sources = SourceHealthSerializer(many=True)

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase, TransactionTestCase
 from django.utils import timezone
 
+from collector.counts import health
 from collector.models import DailyCount, LogSource
 
 from .helpers import expected_days, manage, popen_manage, stored_counts
@@ -150,6 +151,8 @@ class AgentProcessTests(TransactionTestCase):
                 write(path + ".1", scanner(today, 102, "198.51.100.3"))
                 write(path, scanner(today, 103, "198.51.100.4"), mode="w")
                 self.wait_for_sessions(4)
+                # The API can tell a following agent from a stopped one.
+                self.assertTrue(health()["following"])
             finally:
                 agent.send_signal(signal.SIGTERM)
                 _, stderr = agent.communicate(timeout=30)
