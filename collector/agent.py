@@ -29,6 +29,9 @@ from .tailing import (
 
 DEFAULT_PATHS = ("/var/log/auth.log", "/var/log/secure")
 PROGRESS_EVERY = 2.0  # seconds between progress lines on long reads
+# How long a file rotated away is still read: syslog writes to it until logrotate's postrotate
+# signal makes it reopen the log.
+ROTATION_GRACE = 60.0
 
 
 class FollowedFile:
@@ -39,6 +42,8 @@ class FollowedFile:
         self.file = None
         self.compressed = False
         self.source: LogSource | None = None
+        # Files rotated away, still read until their deadline (monotonic time).
+        self.retired: list[tuple[FollowedFile, float]] = []
 
 
 class Agent:
@@ -113,6 +118,9 @@ class Agent:
         followed.source = self._source_for(followed.path, ident, followed.file)
 
     def close(self, followed: FollowedFile) -> None:
+        """Stop following: files rotated away are read once more, to their end."""
+        if followed.retired:
+            self._drain_retired(followed, now=float("inf"))
         if followed.file is not None:
             followed.file.close()
             followed.file = None
@@ -189,13 +197,17 @@ class Agent:
             st = None  # renamed away, new file not created yet: keep reading the old one
         except OSError as exc:
             raise SourceError(describe_os_error(followed.path, exc)) from None
+        self._drain_retired(followed)
         fst = os.fstat(followed.file.fileno())
         if st is not None and (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
-            # Rename rotation: finish the old file, then follow the new one from its start.
-            self._drain(followed, final=True)
-            followed.source.finished = True
-            followed.source.save(update_fields=["finished"])
-            self.close(followed)
+            # Rename rotation: read the old file to its end, then follow the new one from its
+            # start. syslog keeps writing to the old file until logrotate signals it, so the old
+            # one stays open and is read again for ROTATION_GRACE seconds.
+            old = FollowedFile(followed.path)
+            old.file, old.source = followed.file, followed.source
+            self._drain(old)
+            followed.retired.append((old, time.monotonic() + ROTATION_GRACE))
+            followed.file = None
             self._open(followed)
         elif self._truncated(followed, fst.st_size):
             # copytruncate: the file was copied elsewhere and emptied; start it over.
@@ -204,6 +216,20 @@ class Agent:
             followed.file.seek(0)
             followed.source = self._source_for(followed.path, identify(followed.file, False), followed.file)
         self._drain(followed)
+
+    def _drain_retired(self, followed: FollowedFile, *, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        keep = []
+        for old, deadline in followed.retired:
+            done = now >= deadline
+            self._drain(old, final=done)
+            if done:
+                old.source.finished = True
+                old.source.save(update_fields=["finished"])
+                self.close(old)
+            else:
+                keep.append((old, deadline))
+        followed.retired = keep
 
     def _truncated(self, followed: FollowedFile, size: int) -> bool:
         source = followed.source

@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.test import TestCase
 from hypothesis import given, settings
@@ -55,16 +55,30 @@ class AgentFileTests(TestCase):
         self.assertEqual(stored_counts()["days"], expected_days(self.lines))
 
     def test_it_follows_a_rename_rotation(self):
+        # A busy minute: connections every few seconds, so the lines syslog still writes to the
+        # old file are seconds older than the first lines of the new one, as in real rotations.
+        busy = []
+        for n in range(30):
+            busy += brute_force(
+                START + timedelta(seconds=4 * n), 2000 + n, f"198.51.100.{n}", "admin", attempts=2
+            )
+        self.lines = sorted(busy, key=lambda line: line[:15])
         half = len(self.lines) // 2
         self.write(self.lines[: half - 5])
         agent = Agent()
         (followed,) = agent.start_following([self.path])
         agent.sync(followed)
-        # logrotate renames; syslog writes a few more lines to the old file, then opens a new one.
+        # logrotate renames and creates an empty file; syslog writes to the old one until it is
+        # told to reopen, also after the agent has seen the new file, then writes to the new one.
         os.rename(self.path, self.path + ".1")
-        self.write(self.lines[half - 5 : half], path=self.path + ".1")
-        self.write(self.lines[half:], mode="w")
+        self.write([], mode="w")
+        self.write(self.lines[half - 5 : half - 2], path=self.path + ".1")
         agent.sync(followed)
+        self.write(self.lines[half - 2 : half], path=self.path + ".1")
+        agent.sync(followed)
+        self.write(self.lines[half:])
+        agent.sync(followed)
+        self.assertEqual(len(followed.retired), 1)
         agent.close(followed)
         self.assertEqual(stored_counts()["days"], expected_days(self.lines))
         # The rotated file is recognised as read: backfilling it adds nothing.
