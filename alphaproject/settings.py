@@ -45,6 +45,19 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
 def env_secret(name: str, default: str = "") -> str:
     """A secret from NAME, or from the file named by NAME_FILE (Docker/systemd credentials)."""
     path = os.environ.get(f"{name}_FILE")
@@ -96,6 +109,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "collector",
     "inventory_app",
     "dashboard",
@@ -223,10 +237,25 @@ ALPHA_HOST_NAME = env_str("ALPHA_HOST_NAME") or socket.gethostname()
 ALPHA_STAT_INTERVAL = env_int("ALPHA_STAT_INTERVAL", 5, minimum=1)
 ALPHA_JOURNALCTL = env_str("ALPHA_JOURNALCTL", "journalctl")
 
+# Polling (central server)
+ALPHA_POLL_INTERVAL = env_int("ALPHA_POLL_INTERVAL", 300, minimum=10)
+ALPHA_BACKFILL_DAYS = env_int("ALPHA_BACKFILL_DAYS", 30, minimum=1)
+ALPHA_POLL_CONNECT_TIMEOUT = env_float("ALPHA_POLL_CONNECT_TIMEOUT", 3.0, minimum=0.1)
+ALPHA_POLL_READ_TIMEOUT = env_float("ALPHA_POLL_READ_TIMEOUT", 10.0, minimum=0.1)
+ALPHA_POLL_MAX_BYTES = env_int("ALPHA_POLL_MAX_BYTES", 5_000_000, minimum=10_000)
+# A poll that has not released its host after this long is presumed dead (worker killed).
+ALPHA_POLL_LEASE = env_int("ALPHA_POLL_LEASE", 600, minimum=30)
+# Hosts polled at once by `poll_hosts` (Celery's concurrency is set on the workers).
+ALPHA_POLL_CONCURRENCY = env_int("ALPHA_POLL_CONCURRENCY", 64, minimum=1)
+
 # Celery
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = TIME_ZONE
 
 LOGGING = {
     "version": 1,

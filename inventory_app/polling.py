@@ -1,0 +1,302 @@
+"""Polling agents: fetch each host's counts through its agent API and store them. Plain functions,
+called by Celery tasks (tasks.py) and by `manage.py poll_hosts` alike.
+
+Every agent is untrusted input: each request has connect and read timeouts and a size limit, and
+every field is validated before anything is stored, so a slow, dead, lying or malicious agent
+costs at most its timeout and an error on its own host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import httpx
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import serializers
+
+from .models import COUNT_FIELDS, DOWN, DOWN_AFTER_FAILURES, OK, STALE, Host, HostDay, HostSource
+
+logger = logging.getLogger(__name__)
+
+MAX_COUNT = 10**12
+MAX_SOURCE_PAGES = 200
+
+
+class PollError(Exception):
+    """Why a poll failed, in one sentence for the host's last_error."""
+
+
+# --- Validation of what agents send -----------------------------------------------------------
+
+
+class DaySerializer(serializers.Serializer):
+    date = serializers.DateField(input_formats=["%Y-%m-%d"])
+    unique_sources = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in COUNT_FIELDS:
+            fields[name] = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+        return fields
+
+
+class RangeSerializer(serializers.Serializer):
+    days = DaySerializer(many=True, max_length=400)
+
+
+class SourceSerializer(serializers.Serializer):
+    ip = serializers.CharField(max_length=255)
+    sessions = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    failed_attempts = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    accepted = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    users = serializers.ListField(
+        child=serializers.CharField(max_length=128, allow_blank=True), max_length=20
+    )
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+
+
+class SourcePageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, max_length=2000)
+    results = SourceSerializer(many=True, max_length=1000)
+
+
+class HealthSerializer(serializers.Serializer):
+    agent_version = serializers.CharField(max_length=40)
+    following = serializers.BooleanField(required=False, default=False)
+    sources = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+def validated(serializer_class, data, what: str) -> dict:
+    s = serializer_class(data=data)
+    if not s.is_valid():
+        field, problems = next(iter(s.errors.items()))
+        detail = problems[0] if isinstance(problems, list) and problems else problems
+        raise PollError(f"The agent sent an invalid {what} ({field}: {str(detail)[:120]}).")
+    return s.validated_data
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentConnection:
+    host: Host
+    client: httpx.Client
+
+    @classmethod
+    def open(cls, host: Host) -> AgentConnection:
+        verify: bool | str = host.verify_tls and (host.ca_bundle or True)
+        timeout = httpx.Timeout(settings.ALPHA_POLL_READ_TIMEOUT, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT)
+        client = httpx.Client(
+            base_url=host.url.rstrip("/"),
+            headers={"Authorization": f"Bearer {host.token}", "Accept": "application/json"},
+            timeout=timeout,
+            verify=verify,
+            follow_redirects=False,
+        )
+        return cls(host, client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(self, path: str, params: dict | None = None):
+        """GET a JSON document, refusing answers over ALPHA_POLL_MAX_BYTES."""
+        limit = settings.ALPHA_POLL_MAX_BYTES
+        try:
+            with self.client.stream("GET", path, params=params) as response:
+                if response.status_code != 200:
+                    raise PollError(_status_sentence(response.status_code))
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise PollError(f"The agent's answer to {path} exceeded {limit:,} bytes.")
+        except httpx.ConnectTimeout:
+            raise PollError(f"Connecting to {self.host.url} timed out.") from None
+        except httpx.TimeoutException:
+            raise PollError(f"The agent at {self.host.url} did not answer in time.") from None
+        except httpx.ConnectError as exc:
+            raise PollError(f"Cannot connect to {self.host.url}: {_reason(exc)}.") from None
+        except httpx.HTTPError as exc:
+            raise PollError(f"HTTP error talking to {self.host.url}: {_reason(exc)}.") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise PollError(f"The agent's answer to {path} is not JSON.") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:150]
+
+
+def _status_sentence(code: int) -> str:
+    if code == 401:
+        return "The agent rejected the token (HTTP 401): check the host's token."
+    if code == 503:
+        return "The agent has no token configured (HTTP 503): set ALPHA_AGENT_TOKEN on the host."
+    return f"The agent answered HTTP {code}."
+
+
+# --- Polling ------------------------------------------------------------------------------------
+
+
+def claim(host_id: int) -> bool:
+    """Mark the host as being polled, unless another poll holds it: a conditional UPDATE, so
+    overlapping rounds and workers on several machines never poll one host twice at once."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.ALPHA_POLL_LEASE)
+    free = Q(polling_since__isnull=True) | Q(polling_since__lt=now - lease)
+    return Host.objects.filter(pk=host_id).filter(free).update(polling_since=now) == 1
+
+
+def release(host_id: int) -> None:
+    Host.objects.filter(pk=host_id).update(polling_since=None)
+
+
+def poll_host(host_id: int) -> str:
+    """Poll one host if no other poll holds it. Returns its state afterwards ("" if skipped)."""
+    if not claim(host_id):
+        return ""
+    try:
+        host = Host.objects.get(pk=host_id)
+        agent = AgentConnection.open(host)
+        try:
+            fetch_and_store(host, agent)
+        except PollError as exc:
+            record_failure(host, str(exc))
+        except Exception:
+            logger.exception("Polling %s failed unexpectedly", host.name)
+            record_failure(host, "Polling failed unexpectedly; see the central server's log.")
+        finally:
+            agent.close()
+        return host.state
+    finally:
+        release(host_id)
+
+
+def fetch_and_store(host: Host, agent: AgentConnection) -> None:
+    health = validated(HealthSerializer, agent.get("/api/v1/health/"), "health")
+    today = timezone.localdate()
+    backfill_start = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
+    since = (
+        max(backfill_start, host.polled_through + timedelta(days=1))
+        if host.polled_through
+        else backfill_start
+    )
+    # One day past today: an agent in a zone ahead of ours may already count tomorrow.
+    until = today + timedelta(days=1)
+    days = validated(
+        RangeSerializer, agent.get("/api/v1/logins/", {"since": since, "until": until}), "day list"
+    )
+    reported = {row["date"]: row for row in days["days"] if since <= row["date"] <= until}
+    stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
+    for day, row in sorted(reported.items()):
+        previous = stored.get(day)
+        if previous is not None and all(
+            getattr(previous, f) == row[f] for f in (*COUNT_FIELDS, "unique_sources")
+        ):
+            HostDay.objects.filter(pk=previous.pk).update(polled_at=timezone.now())
+            continue  # unchanged: its sources are unchanged too
+        store_day(host, day, row, fetch_sources(agent, day))
+    # Days the agent no longer reports (its database was reset) are gone here too.
+    HostDay.objects.filter(host=host, day__gte=since, day__lte=until).exclude(day__in=list(reported)).delete()
+    HostSource.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
+        day__in=list(reported)
+    ).delete()
+    # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
+    record_success(host, health, polled_through=today - timedelta(days=2))
+
+
+def fetch_sources(agent: AgentConnection, day: date) -> list[dict]:
+    sources: list[dict] = []
+    page = agent.get(f"/api/v1/sources/{day.isoformat()}/", {"page_size": 1000})
+    for _ in range(MAX_SOURCE_PAGES):
+        data = validated(SourcePageSerializer, page, f"source list of {day}")
+        sources += data["results"]
+        if not data["next"]:
+            return sources
+        # Follow only the agent's own path: a `next` pointing elsewhere is not fetched.
+        next_url = httpx.URL(data["next"])
+        if not next_url.path.startswith(f"/api/v1/sources/{day.isoformat()}/"):
+            raise PollError(f"The agent's next link for {day} leaves its source list.")
+        page = agent.get(next_url.path, dict(next_url.params))
+    raise PollError(f"The agent's source list for {day} has more than {MAX_SOURCE_PAGES} pages.")
+
+
+def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
+    """Replace the host's day: counts and sources together, so a reader never sees half a day."""
+    seen: dict[str, dict] = {}
+    for source in sources:
+        seen[source["ip"]] = source  # an agent listing an address twice keeps one row
+    with transaction.atomic():
+        HostDay.objects.update_or_create(
+            host=host,
+            day=day,
+            defaults={**{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")}, "polled_at": timezone.now()},
+        )
+        HostSource.objects.filter(host=host, day=day).delete()
+        HostSource.objects.bulk_create(
+            (HostSource(host=host, day=day, **source) for source in seen.values()), batch_size=500
+        )
+
+
+def record_success(host: Host, health: dict, polled_through: date) -> None:
+    unread = [s.get("unread_bytes") for s in health["sources"] if isinstance(s.get("unread_bytes"), int)]
+    events = [s.get("last_event_at") for s in health["sources"] if isinstance(s.get("last_event_at"), str)]
+    host.last_poll_at = host.last_success_at = timezone.now()
+    host.last_error = ""
+    host.consecutive_failures = 0
+    host.agent_version = health["agent_version"]
+    host.unread_bytes = sum(unread) if unread else None
+    host.last_event_at = _parse_time(max(events)) if events else None
+    host.polled_through = polled_through
+    # Reachable, but its agent is not following its log: the numbers are getting old.
+    host.state = OK if health["following"] else STALE
+    host.save()
+
+
+def record_failure(host: Host, error: str) -> None:
+    host.last_poll_at = timezone.now()
+    host.last_error = error[:300]
+    host.consecutive_failures += 1
+    host.state = DOWN if host.consecutive_failures >= DOWN_AFTER_FAILURES else STALE
+    host.save(update_fields=["last_poll_at", "last_error", "consecutive_failures", "state"])
+
+
+def _parse_time(text: str):
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        return None
+
+
+def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:
+    """Poll hosts concurrently in this process (no Celery). Returns hosts per resulting state."""
+    if host_ids is None:
+        host_ids = list(Host.objects.enabled().values_list("pk", flat=True))
+    states: dict[str, int] = {}
+
+    def run(host_id: int) -> str:
+        try:
+            return poll_host(host_id)
+        finally:
+            connection.close()  # each worker thread has its own connection
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(settings.ALPHA_POLL_CONCURRENCY, len(host_ids) or 1))
+    ) as pool:
+        for state in pool.map(run, host_ids):
+            states[state or "skipped"] = states.get(state or "skipped", 0) + 1
+    close_old_connections()
+    return states

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+
+from django.test import LiveServerTestCase, override_settings
+from django.utils import timezone
+
+from collector.agent import Agent
+from collector.models import DailyCount, DailySource
+from collector.tests.logs import brute_force, login, scanner
+from inventory_app import polling
+from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
+
+from .agents import FakeAgent, SilentAgent, closed_port_url
+
+TOKEN = "poll-token-0123456789abcdef"
+
+
+def write_log(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "auth.log")
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        Agent().read_file(path)
+
+
+def today_lines(pid: int, ip: str) -> list[str]:
+    start = datetime.combine(timezone.localdate(), datetime.min.time()) + timedelta(hours=1)
+    return brute_force(start, pid, ip, "admin") + login(start, pid + 1, pid + 2, ip)
+
+
+@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
+class PollingLiveAgentTests(LiveServerTestCase):
+    """The poller against the project's own agent API, served by a live server with real data."""
+
+    def setUp(self):
+        yesterday = datetime.combine(timezone.localdate() - timedelta(days=1), datetime.min.time())
+        write_log(
+            scanner(yesterday + timedelta(hours=3), 50, "203.0.113.9")
+            + brute_force(yesterday + timedelta(hours=4), 60, "203.0.113.10", "<script>x</script>")
+            + today_lines(70, "198.51.100.5")
+        )
+        self.host = Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
+
+    def test_it_stores_every_day_and_source_the_agent_reports(self):
+        self.assertEqual(self.host.state, NEVER_POLLED)
+        self.assertEqual(polling.poll_host(self.host.pk), OK)
+        for agent_day in DailyCount.objects.all():
+            stored = HostDay.objects.get(host=self.host, day=agent_day.day)
+            self.assertEqual(
+                [getattr(stored, f) for f in ("sessions", "accepted", "failed_attempts", "preauth_only")],
+                [getattr(agent_day, f) for f in ("sessions", "accepted", "failed_attempts", "preauth_only")],
+            )
+            self.assertEqual(stored.unique_sources, DailySource.objects.filter(day=agent_day.day).count())
+        self.assertEqual(
+            sorted(HostSource.objects.values_list("day", "ip", "sessions", "failed_attempts", "accepted")),
+            sorted(DailySource.objects.values_list("day", "ip", "sessions", "failed_attempts", "accepted")),
+        )
+        self.assertEqual(HostSource.objects.get(ip="203.0.113.10").users, ["<script>x</script>"])
+        self.host.refresh_from_db()
+        self.assertEqual((self.host.last_error, self.host.consecutive_failures), ("", 0))
+        self.assertTrue(self.host.agent_version)
+        self.assertEqual(self.host.polled_through, timezone.localdate() - timedelta(days=2))
+
+    def test_it_stores_nothing_twice_and_replaces_a_revised_day(self):
+        polling.poll_host(self.host.pk)
+        polling.poll_host(self.host.pk)
+        self.assertEqual(HostDay.objects.count(), DailyCount.objects.count())
+        self.assertEqual(HostSource.objects.count(), DailySource.objects.count())
+        # Today grows on the agent: the stored day is replaced, not added to.
+        write_log(today_lines(90, "198.51.100.6"))
+        polling.poll_host(self.host.pk)
+        today = HostDay.objects.get(host=self.host, day=timezone.localdate())
+        self.assertEqual(today.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
+        self.assertEqual(HostSource.objects.filter(day=timezone.localdate()).count(), 2)
+
+    def test_it_catches_up_a_host_that_was_away(self):
+        self.host.polled_through = timezone.localdate() - timedelta(days=20)
+        self.host.save()
+        polling.poll_host(self.host.pk)
+        self.assertEqual(HostDay.objects.count(), DailyCount.objects.count())
+
+    def test_it_records_a_rejected_token_then_marks_the_host_down(self):
+        self.host.token = "wrong-token-0123456789"
+        self.host.save()
+        self.assertEqual(polling.poll_host(self.host.pk), STALE)
+        self.assertEqual(polling.poll_host(self.host.pk), DOWN)
+        self.host.refresh_from_db()
+        self.assertEqual(self.host.last_error, "The agent rejected the token (HTTP 401): check the host's token.")
+        self.assertEqual(self.host.consecutive_failures, 2)
+        self.assertFalse(HostDay.objects.exists())
+
+    def test_it_never_polls_a_host_twice_at_once(self):
+        self.assertTrue(polling.claim(self.host.pk))
+        self.assertEqual(polling.poll_host(self.host.pk), "")  # skipped: claimed elsewhere
+        self.assertFalse(HostDay.objects.exists())
+        polling.release(self.host.pk)
+        self.assertEqual(polling.poll_host(self.host.pk), OK)
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0, ALPHA_POLL_MAX_BYTES=20_000)
+class PollingHostileAgentTests(LiveServerTestCase):
+    def serve(self, handler) -> str:
+        agent = FakeAgent(handler)
+        self.addCleanup(agent.close)
+        return agent.url
+
+    def poll(self, url: str) -> Host:
+        host = Host.objects.create(name=f"h{Host.objects.count()}", url=url, token=TOKEN)
+        polling.poll_host(host.pk)
+        host.refresh_from_db()
+        return host
+
+    def test_it_records_dead_slow_and_lying_agents_with_one_sentence_each(self):
+        health = json.dumps({"agent_version": "1", "following": True, "sources": []}).encode()
+
+        def lying(path):
+            if path.startswith("/api/v1/health/"):
+                return 200, health, 0
+            day = timezone.localdate().isoformat()
+            row = {"date": day, "sessions": -5, "accepted": 0, "failed_attempts": 0, "failed_sessions": 0,
+                   "invalid_user_sessions": 0, "preauth_only": 0, "unique_sources": 0}  # fmt: skip
+            return 200, json.dumps({"host": "x", "days": [row]}).encode(), 0
+
+        silent = SilentAgent()
+        self.addCleanup(silent.close)
+        cases = {
+            "dead": (closed_port_url(), "Cannot connect to"),
+            "silent": (silent.url, "did not answer in time"),
+            "garbage": (self.serve(lambda p: (200, b"<html>no</html>", 0)), "is not JSON"),
+            "huge": (self.serve(lambda p: (200, b"[" + b"1," * 50_000 + b"1]", 0)), "exceeded 20,000 bytes"),
+            "lying": (self.serve(lying), "invalid day list (days"),
+            "broken": (self.serve(lambda p: (500, b"{}", 0)), "answered HTTP 500"),
+        }
+        for name, (url, expected) in cases.items():
+            started = time.monotonic()
+            host = self.poll(url)
+            self.assertLess(time.monotonic() - started, 5, name)  # at most its timeouts
+            self.assertIn(expected, host.last_error, name)
+            self.assertEqual(host.state, STALE, name)
+            self.assertNotIn("\n", host.last_error)
+        self.assertFalse(HostDay.objects.exists())  # nothing stored from any of them
+
+    def test_a_slow_agent_does_not_delay_the_others(self):
+        silent = [SilentAgent() for _ in range(4)]
+        for agent in silent:
+            self.addCleanup(agent.close)
+        for i, agent in enumerate(silent):
+            Host.objects.create(name=f"silent{i}", url=agent.url, token=TOKEN)
+        started = time.monotonic()
+        states = polling.poll_round()
+        # Concurrent: four 1-second timeouts cost about one second, not four.
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertEqual(states, {STALE: 4})
