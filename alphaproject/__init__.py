@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-# Load the Celery app with Django so that shared tasks use it.
-from .celery import app as celery_app
-
+# The Celery app lives in alphaproject.celery and is imported by the tasks that use it (and by
+# `celery -A alphaproject`), not here: an agent process need not load Celery at all.
 __version__ = "0.2.0"
-__all__ = ["__version__", "celery_app"]

@@ -99,6 +99,13 @@ ALLOWED_HOSTS = [
     h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
 ]
 
+# Which role this process plays: "agent" (on a monitored host: the collector and its API only,
+# which keeps the follower small), "central" or "all" (both; the default, and what tests use).
+ALPHA_ROLE = env_str("ALPHA_ROLE", "all")
+if ALPHA_ROLE not in ("agent", "central", "all"):
+    raise ImproperlyConfigured(f"ALPHA_ROLE must be agent, central or all, not {ALPHA_ROLE!r}.")
+CENTRAL = ALPHA_ROLE != "agent"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -109,11 +116,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_celery_beat",
     "collector",
-    "inventory_app",
-    "dashboard",
 ]
+if CENTRAL:
+    INSTALLED_APPS += ["django_celery_beat", "inventory_app", "dashboard"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

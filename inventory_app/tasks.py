@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from celery import group, shared_task
+from celery import group
+
+from alphaproject.celery import app
 
 from . import polling
 from .models import Host
 
 
-@shared_task(name="inventory_app.poll_all_hosts", ignore_result=True)
+@app.task(name="inventory_app.poll_all_hosts", ignore_result=True)
 def poll_all_hosts() -> int:
     """Fan out one task per enabled host; run every ALPHA_POLL_INTERVAL by Celery beat."""
     ids = list(Host.objects.enabled().values_list("pk", flat=True))
@@ -17,7 +19,7 @@ def poll_all_hosts() -> int:
     return len(ids)
 
 
-@shared_task(name="inventory_app.poll_host", ignore_result=True)
+@app.task(name="inventory_app.poll_host", ignore_result=True)
 def poll_host(host_id: int) -> str:
     # No retry here: a failure is recorded on the host and the next round polls it again.
     return polling.poll_host(host_id)

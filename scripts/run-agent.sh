@@ -15,6 +15,7 @@ if [ ! -f data/alpha.env ]; then
     printf 'SECRET_KEY=%s\nALPHA_AGENT_TOKEN=%s\n' "$(new_secret)" "$(new_secret)" > data/alpha.env
     echo "Created data/alpha.env; the agent API token is its ALPHA_AGENT_TOKEN line."
 fi
+export ALPHA_ROLE="${ALPHA_ROLE:-agent}"
 set -a
 . data/alpha.env
 set +a

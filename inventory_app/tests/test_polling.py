@@ -4,7 +4,7 @@ import json
 import os
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
@@ -90,7 +90,9 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.assertEqual(polling.poll_host(self.host.pk), STALE)
         self.assertEqual(polling.poll_host(self.host.pk), DOWN)
         self.host.refresh_from_db()
-        self.assertEqual(self.host.last_error, "The agent rejected the token (HTTP 401): check the host's token.")
+        self.assertEqual(
+            self.host.last_error, "The agent rejected the token (HTTP 401): check the host's token."
+        )
         self.assertEqual(self.host.consecutive_failures, 2)
         self.assertFalse(HostDay.objects.exists())
 
