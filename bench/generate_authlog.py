@@ -100,8 +100,9 @@ class Model:
         self.attacker_cum = list(itertools.accumulate(weights))
         self.legit_ips = ["198.51.100.23", "198.51.100.24", "192.0.2.77", "2001:db8:4400::1:17"]
         self.legit_users = ("deploy", "deploy", "deploy", "alice", "bob")
-        self.key_fp = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-                              for _ in range(43))  # fmt: skip
+        self.key_fp = "".join(
+            rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(43)
+        )
 
     # -- helpers --
 
@@ -121,8 +122,16 @@ class Model:
     def _port(self) -> int:
         return self.rng.randint(1024, 65535)
 
-    def _add_conn(self, lines: list, *, ip: str, accepted: bool = False, failed: int = 0,
-                  invalid: bool = False, extra_pids: int = 1) -> Proc:  # fmt: skip
+    def _add_conn(
+        self,
+        lines: list,
+        *,
+        ip: str,
+        accepted: bool = False,
+        failed: int = 0,
+        invalid: bool = False,
+        extra_pids: int = 1,
+    ) -> Proc:
         """A per-connection sshd process; extra_pids=1 is its privilege-separated preauth child."""
         conn = {"ip": ip, "accepted": accepted, "failed": failed, "invalid": invalid, "start": lines[0][0]}
         proc = Proc("sshd", lines[0][0], lines, conn, extra_pids)
@@ -141,7 +150,12 @@ class Model:
         for _ in range(attempts):
             t += rng.uniform(0.05, 0.6)
             lines.append((t, "pam_unix(sshd:auth): check pass; user unknown"))
-            lines.append((t, f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}"))
+            lines.append(
+                (
+                    t,
+                    f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",
+                )
+            )
             t += rng.uniform(1.5, 3.5)
             lines.append((t, f"Failed password for invalid user {user} from {ip} port {port} ssh2"))
         t += rng.uniform(0.1, 1.0)
@@ -160,19 +174,36 @@ class Model:
         attempts = attempts or rng.choice((1, 2, 2, 3, 3, 4, 5, 6, 6))
         rhost = f"rhost={ip}  user=root"
         t += rng.uniform(0.05, 0.5)
-        lines = [(t, f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= {rhost}")]
+        lines = [
+            (t, f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= {rhost}")
+        ]
         for _ in range(attempts):
             t += rng.uniform(1.5, 4.0)
             lines.append((t, f"Failed password for root from {ip} port {port} ssh2"))
         t += rng.uniform(0.05, 0.5)
         if attempts >= 6:
-            lines.append((t, f"error: maximum authentication attempts exceeded for root from {ip} port {port} ssh2 [preauth]"))
-            lines.append((t, f"Disconnecting authenticating user root {ip} port {port}: Too many authentication failures [preauth]"))
+            lines.append(
+                (
+                    t,
+                    f"error: maximum authentication attempts exceeded for root from {ip} port {port} ssh2 [preauth]",
+                )
+            )
+            lines.append(
+                (
+                    t,
+                    f"Disconnecting authenticating user root {ip} port {port}: Too many authentication failures [preauth]",
+                )
+            )
         else:
             lines.append((t, f"Received disconnect from {ip} port {port}:11: Bye Bye [preauth]"))
             lines.append((t, f"Disconnected from authenticating user root {ip} port {port} [preauth]"))
         if attempts > 1:
-            lines.append((t, f"PAM {attempts - 1} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= {rhost}"))
+            lines.append(
+                (
+                    t,
+                    f"PAM {attempts - 1} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= {rhost}",
+                )
+            )
         self._add_conn(lines, ip=ip, failed=attempts)
         return t
 
@@ -197,14 +228,21 @@ class Model:
         lines = []
         failed = 0
         if rng.random() < 0.15:
-            lines.append((t, f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}"))
+            lines.append(
+                (
+                    t,
+                    f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}",
+                )
+            )
             t += rng.uniform(2, 4)
             lines.append((t, f"Failed password for {user} from {ip} port {port} ssh2"))
             failed = 1
             t += rng.uniform(3, 8)
             lines.append((t, f"Accepted password for {user} from {ip} port {port} ssh2"))
         else:
-            lines.append((t, f"Accepted publickey for {user} from {ip} port {port} ssh2: ED25519 SHA256:{self.key_fp}"))
+            lines.append(
+                (t, f"Accepted publickey for {user} from {ip} port {port} ssh2: ED25519 SHA256:{self.key_fp}")
+            )
         t += 0.01
         uid = 1000 + self.legit_users.index(user)
         lines.append((t, f"pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"))
@@ -231,8 +269,14 @@ class Model:
         if rng.random() < 0.4 and length > 30:
             s = t + rng.uniform(5, length - 5)
             sudo = [
-                (s, f"   {user} : TTY=pts/{rng.randint(0, 3)} ; PWD=/home/{user} ; USER=root ; COMMAND={rng.choice(SUDO_COMMANDS)}"),
-                (s + 0.01, f"pam_unix(sudo:session): session opened for user root(uid=0) by {user}(uid={uid})"),
+                (
+                    s,
+                    f"   {user} : TTY=pts/{rng.randint(0, 3)} ; PWD=/home/{user} ; USER=root ; COMMAND={rng.choice(SUDO_COMMANDS)}",
+                ),
+                (
+                    s + 0.01,
+                    f"pam_unix(sudo:session): session opened for user root(uid=0) by {user}(uid={uid})",
+                ),
                 (s + 0.5, "pam_unix(sudo:session): session closed for user root"),
             ]
             self.procs.append(Proc("sudo", s, sudo))
@@ -388,8 +432,14 @@ class Model:
 
     def truth(self) -> dict:
         """Expected per-day counts, from the model (not from the written text)."""
-        fields = ("sessions", "accepted", "failed_attempts", "failed_sessions",
-                  "invalid_user_sessions", "preauth_only")  # fmt: skip
+        fields = (
+            "sessions",
+            "accepted",
+            "failed_attempts",
+            "failed_sessions",
+            "invalid_user_sessions",
+            "preauth_only",
+        )
         days: dict[str, dict] = defaultdict(lambda: dict.fromkeys(fields, 0))
         sources: dict[str, set] = defaultdict(set)
         for proc in self.procs:
@@ -414,8 +464,9 @@ class Model:
         """What "distinct sshd PIDs per calendar day" answers here, and why it is wrong:
         post-auth children and the listener are counted, a connection with lines on two days is
         counted on both, and reused PIDs on one day collapse into one."""
-        per_day: dict[str, dict] = defaultdict(lambda: {"pids": set(), "processes": 0, "not_connections": 0,
-                                                        "carried_over": 0})  # fmt: skip
+        per_day: dict[str, dict] = defaultdict(
+            lambda: {"pids": set(), "processes": 0, "not_connections": 0, "carried_over": 0}
+        )
         for proc in self.procs:
             if proc.prog != "sshd":
                 continue
@@ -447,8 +498,9 @@ class Model:
         sshd_pids = [p.pid for p in self.procs if p.prog == "sshd"]
         return {
             "connections": len(conns),
-            "post_auth_children": sum(1 for p in self.procs if p.prog == "sshd" and p.conn is None
-                                      and p.pid != LISTENER_PID),  # fmt: skip
+            "post_auth_children": sum(
+                1 for p in self.procs if p.prog == "sshd" and p.conn is None and p.pid != LISTENER_PID
+            ),
             "connections_crossing_midnight": crossing,
             "sshd_processes": len(sshd_pids),
             "distinct_sshd_pids": len(set(sshd_pids)),
@@ -461,8 +513,17 @@ def _day(t: float) -> str:
     return datetime.fromtimestamp(int(t), UTC).date().isoformat()
 
 
-def generate(path: str, *, lines: int = 1_000_000, days: int = 4, seed: int = 1, end: date | None = None,
-             host: str = "web-01", non_sshd: float = DEFAULT_NON_SSHD, truth_path: str | None = None) -> dict:  # fmt: skip
+def generate(
+    path: str,
+    *,
+    lines: int = 1_000_000,
+    days: int = 4,
+    seed: int = 1,
+    end: date | None = None,
+    host: str = "web-01",
+    non_sshd: float = DEFAULT_NON_SSHD,
+    truth_path: str | None = None,
+) -> dict:
     """Write the log to `path` and its truth to `truth_path` (default: path + .truth.json).
     Returns the truth dict (days, original_design, stats, ...)."""
     if end is None:
@@ -487,23 +548,42 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--end", type=date.fromisoformat, help="last day (default: yesterday, UTC)")
     ap.add_argument("--host", default="web-01")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "auth.log"))
+    ap.add_argument("--non-sshd", type=float, default=DEFAULT_NON_SSHD, help="share of non-sshd lines")
+    ap.add_argument(
+        "--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "auth.log")
+    )
     ap.add_argument("--truth", help="ground truth JSON (default: OUT.truth.json)")
     args = ap.parse_args()
     if args.days < 1 or args.lines < 1:
         ap.error("--lines and --days must be positive")
+    if not 0 <= args.non_sshd < 1:
+        ap.error("--non-sshd must be in [0, 1)")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     started = time.monotonic()
-    truth = generate(args.out, lines=args.lines, days=args.days, seed=args.seed, end=args.end,
-                     host=args.host, truth_path=args.truth)  # fmt: skip
+    truth = generate(
+        args.out,
+        lines=args.lines,
+        days=args.days,
+        seed=args.seed,
+        end=args.end,
+        host=args.host,
+        non_sshd=args.non_sshd,
+        truth_path=args.truth,
+    )
     s = truth["stats"]
-    print(f"wrote {args.out}: {s['lines']:,} lines ({os.path.getsize(args.out) / 1e6:,.1f} MB) "
-          f"in {time.monotonic() - started:.1f} s")  # fmt: skip
-    print(f"  sshd lines {s['sshd_lines']:,}, other lines {s['other_lines']:,} "
-          f"({s['other_lines'] / s['lines']:.1%})")  # fmt: skip
-    print(f"  connections {s['connections']:,}, post-auth children {s['post_auth_children']:,}, "
-          f"crossing midnight {s['connections_crossing_midnight']:,}, "
-          f"sshd processes {s['sshd_processes']:,} on {s['distinct_sshd_pids']:,} distinct PIDs")  # fmt: skip
+    print(
+        f"wrote {args.out}: {s['lines']:,} lines ({os.path.getsize(args.out) / 1e6:,.1f} MB) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    print(
+        f"  sshd lines {s['sshd_lines']:,}, other lines {s['other_lines']:,} "
+        f"({s['other_lines'] / s['lines']:.1%})"
+    )
+    print(
+        f"  connections {s['connections']:,}, post-auth children {s['post_auth_children']:,}, "
+        f"crossing midnight {s['connections_crossing_midnight']:,}, "
+        f"sshd processes {s['sshd_processes']:,} on {s['distinct_sshd_pids']:,} distinct PIDs"
+    )
     print(f"truth: {args.truth or args.out + '.truth.json'}")
     for row in truth["days"]:
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))

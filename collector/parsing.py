@@ -330,7 +330,7 @@ class Parser:
         if cached is not None or key in self._classic_cache:
             return cached
         ts = self._classic_ts(mon, int(day), time)
-        if len(self._classic_cache) > 50_000:
+        if len(self._classic_cache) > 10_000:
             self._classic_cache.clear()
         self._classic_cache[key] = ts
         return ts

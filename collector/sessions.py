@@ -225,7 +225,7 @@ class Tracker:
         # Lines of the same second share one datetime: convert it once.
         cached = self._ts_cache.get(ev.ts)
         if cached is None:
-            if len(self._ts_cache) > 100_000:
+            if len(self._ts_cache) > 10_000:
                 self._ts_cache.clear()
             cached = self._ts_cache[ev.ts] = (ev.ts.timestamp(), ev.ts.date().isoformat())
         ts, day = cached
