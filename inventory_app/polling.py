@@ -300,3 +300,35 @@ def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:
             states[state or "skipped"] = states.get(state or "skipped", 0) + 1
     close_old_connections()
     return states
+
+
+def refresh_day(day: date, host_ids: list[int] | None = None) -> dict[int, str]:
+    """Fetch one day's counts live from every enabled host at once (the fleet view's refresh).
+    Each host costs at most its timeouts; returns {host id: error} for the hosts that failed."""
+    hosts = list(Host.objects.enabled().filter(pk__in=host_ids) if host_ids else Host.objects.enabled())
+    errors: dict[int, str] = {}
+
+    def run(host: Host) -> None:
+        agent = AgentConnection.open(host)
+        try:
+            row = validated(DaySerializer, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
+            if row["date"] != day:
+                raise PollError(f"The agent answered for {row['date']} when asked for {day}.")
+            HostDay.objects.update_or_create(
+                host=host,
+                day=day,
+                defaults={
+                    **{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")},
+                    "polled_at": timezone.now(),
+                },
+            )
+        except PollError as exc:
+            errors[host.pk] = str(exc)
+        finally:
+            agent.close()
+            connection.close()
+
+    if hosts:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.ALPHA_POLL_CONCURRENCY, len(hosts)))) as pool:
+            list(pool.map(run, hosts))
+    return errors

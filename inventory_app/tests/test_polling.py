@@ -158,3 +158,19 @@ class PollingHostileAgentTests(LiveServerTestCase):
         # Concurrent: four 1-second timeouts cost about one second, not four.
         self.assertLess(time.monotonic() - started, 3)
         self.assertEqual(states, {STALE: 4})
+
+
+@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
+class RefreshDayTests(LiveServerTestCase):
+    def test_it_fetches_one_day_live_from_every_host(self):
+        write_log(today_lines(70, "198.51.100.5"))
+        live = Host.objects.create(name="live", url=self.live_server_url, token=TOKEN)
+        silent = SilentAgent()
+        self.addCleanup(silent.close)
+        hung = Host.objects.create(name="hung", url=silent.url, token=TOKEN)
+        started = time.monotonic()
+        errors = polling.refresh_day(timezone.localdate())
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertEqual(list(errors), [hung.pk])
+        day = HostDay.objects.get(host=live)
+        self.assertEqual(day.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
