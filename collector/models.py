@@ -7,6 +7,8 @@ from datetime import date
 from django.db import models
 from django.utils import timezone
 
+from .sessions import DAY_FIELDS
+
 FILE = "file"
 JOURNAL = "journal"
 SOURCE_KINDS = [(FILE, "file"), (JOURNAL, "journal")]
@@ -98,14 +100,7 @@ class DailyCount(models.Model):
 
     objects = DailyCountQuerySet.as_manager()
 
-    COUNT_FIELDS = (
-        "sessions",
-        "accepted",
-        "failed_attempts",
-        "failed_sessions",
-        "invalid_user_sessions",
-        "preauth_only",
-    )
+    COUNT_FIELDS = DAY_FIELDS
 
     def as_dict(self, unique_sources: int) -> dict:
         row = {"date": self.day.isoformat()}

@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from collector.sessions import DAY_FIELDS
+
 OK = "ok"
 STALE = "stale"
 DOWN = "down"
@@ -17,14 +19,8 @@ STATES = [(OK, "ok"), (STALE, "stale"), (DOWN, "down"), (NEVER_POLLED, "never po
 # A host is down after this many polls in a row failed (one failure is only "stale").
 DOWN_AFTER_FAILURES = 2
 
-COUNT_FIELDS = (
-    "sessions",
-    "accepted",
-    "failed_attempts",
-    "failed_sessions",
-    "invalid_user_sessions",
-    "preauth_only",
-)
+# The per-day counts an agent reports (its own definitions, in collector.sessions).
+COUNT_FIELDS = DAY_FIELDS
 
 host_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", "Use letters, digits, '.', '_' and '-' (a host name)."

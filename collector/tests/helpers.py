@@ -91,3 +91,17 @@ def popen_manage(*args: str, env: dict | None = None) -> subprocess.Popen:
         [sys.executable, str(ROOT / "manage.py"), *args],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def wait_for_sessions(test, n: int, seconds: float = 20) -> None:
+    """Wait until the stored sessions add up to n (an agent subprocess is writing them)."""
+    import time
+
+    from collector.models import DailyCount
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sum(DailyCount.objects.values_list("sessions", flat=True)) == n:
+            return
+        time.sleep(0.02)
+    test.fail(f"the agent did not reach {n} sessions: {stored_counts()['days']}")

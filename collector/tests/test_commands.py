@@ -15,7 +15,7 @@ from django.utils import timezone
 from collector.counts import health
 from collector.models import DailyCount, LogSource
 
-from .helpers import expected_days, manage, popen_manage, stored_counts
+from .helpers import expected_days, manage, popen_manage, stored_counts, wait_for_sessions
 from .logs import brute_force, sample_log, scanner, syslog
 
 START = datetime(2026, 3, 2, 21, 0)
@@ -144,24 +144,16 @@ class AgentProcessTests(TransactionTestCase):
             write(path, scanner(today, 100, "198.51.100.1"))
             agent = popen_manage("watch_authlog", path)
             try:
-                self.wait_for_sessions(1)
+                wait_for_sessions(self, 1)
                 write(path, scanner(today, 101, "198.51.100.2"))
-                self.wait_for_sessions(2)
+                wait_for_sessions(self, 2)
                 os.rename(path, path + ".1")
                 write(path + ".1", scanner(today, 102, "198.51.100.3"))
                 write(path, scanner(today, 103, "198.51.100.4"), mode="w")
-                self.wait_for_sessions(4)
+                wait_for_sessions(self, 4)
                 # The API can tell a following agent from a stopped one.
                 self.assertTrue(health()["following"])
             finally:
                 agent.send_signal(signal.SIGTERM)
                 _, stderr = agent.communicate(timeout=30)
             self.assertEqual(agent.returncode, 0, stderr)
-
-    def wait_for_sessions(self, n: int) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if sum(DailyCount.objects.values_list("sessions", flat=True)) == n:
-                return
-            time.sleep(0.02)
-        self.fail(f"the agent did not reach {n} sessions: {stored_counts()['days']}")

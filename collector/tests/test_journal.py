@@ -16,7 +16,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 
 from collector.models import JOURNAL, DailyCount, LogSource
 
-from .helpers import popen_manage
+from .helpers import popen_manage, wait_for_sessions
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT_A = "0123456789abcdef0123456789abcdef"
@@ -139,20 +139,12 @@ class JournalFollowTests(TransactionTestCase):
             "watch_authlog", "--journal", env={"ALPHA_JOURNALCTL": f"journalctl --file={path}"}
         )
         try:
-            self.wait_for_sessions(1)
+            wait_for_sessions(self, 1)
             append_journal(
                 path, [export_entry(t + 5, 101, "Connection closed by 198.51.100.3 port 2 [preauth]")]
             )
-            self.wait_for_sessions(2)
+            wait_for_sessions(self, 2)
         finally:
             agent.send_signal(signal.SIGTERM)
             _, stderr = agent.communicate(timeout=30)
         self.assertEqual(agent.returncode, 0, stderr)
-
-    def wait_for_sessions(self, n: int) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if sum(DailyCount.objects.values_list("sessions", flat=True)) == n:
-                return
-            time.sleep(0.05)
-        self.fail(f"the agent did not reach {n} sessions")
