@@ -261,7 +261,13 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
     host.polled_through = polled_through
     # Reachable, but its agent is not following its log: the numbers are getting old.
     host.state = OK if health["following"] else STALE
-    host.save()
+    # Only polling's own fields: an admin edit made while the poll ran must survive it.
+    host.save(
+        update_fields=[
+            "last_poll_at", "last_success_at", "last_error", "consecutive_failures", "agent_version",
+            "unread_bytes", "last_event_at", "polled_through", "state",
+        ]
+    )  # fmt: skip
 
 
 def record_failure(host: Host, error: str) -> None:

@@ -1,0 +1,135 @@
+"""The inventory UI: hosts in the Django admin, with their polling status and a "Poll now" action.
+
+The agent token is write-only here: pages show only Host.masked_token(), and a blank token field
+keeps the stored one. What agents send (last_error, agent_version) is shown escaped, as the admin
+does for every value.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from . import polling
+from .inventory import check_token, parse_tags, sentence, stored_tags
+from .models import Host
+
+STATUS_FIELDS = (
+    "state",
+    "last_poll_at",
+    "last_success_at",
+    "last_error",
+    "consecutive_failures",
+    "agent_version",
+    "unread_bytes",
+    "last_event_at",
+    "polled_through",
+    "polling_since",
+)
+
+
+class TokenField(forms.CharField):
+    widget = forms.PasswordInput(render_value=False)
+
+    def has_changed(self, initial, data) -> bool:
+        # Blank keeps the stored token, so only a typed, different one is a change.
+        return bool(data) and data != initial
+
+
+class HostForm(forms.ModelForm):
+    # A URL typed without a scheme becomes https://, the default from Django 6 on.
+    url = forms.URLField(
+        assume_scheme="https", max_length=300, help_text=Host._meta.get_field("url").help_text
+    )
+    token = TokenField(
+        required=False,
+        max_length=300,
+        help_text="The agent's ALPHA_AGENT_TOKEN. Leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = Host
+        fields = ["name", "url", "token", "enabled", "tags", "notes", "verify_tls", "ca_bundle"]
+        help_texts = {"tags": "Separated by commas, ';' or spaces."}
+
+    def clean_token(self) -> str:
+        token = self.cleaned_data["token"].strip()
+        if not token:
+            if self.instance.pk:
+                return self.instance.token
+            raise forms.ValidationError("Enter the agent's token.")
+        try:
+            return check_token(token)
+        except ValueError as exc:
+            raise forms.ValidationError(sentence(str(exc))) from None
+
+    def clean_tags(self) -> str:
+        try:
+            return stored_tags(parse_tags(self.cleaned_data["tags"]))
+        except ValueError as exc:
+            raise forms.ValidationError(sentence(str(exc))) from None
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        tags = set()
+        for stored in Host.objects.exclude(tags="").order_by().values_list("tags", flat=True).distinct():
+            tags.update(t for t in stored.split(",") if t)
+        return [(t, t) for t in sorted(tags)]
+
+    def queryset(self, request, queryset):
+        return queryset.with_tag(self.value()) if self.value() else queryset
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    form = HostForm
+    list_display = (
+        "name",
+        "state",
+        "enabled",
+        "last_success_at",
+        "last_error",
+        "consecutive_failures",
+        "agent_version",
+        "tag_display",
+    )
+    list_filter = ("state", "enabled", TagFilter)
+    search_fields = ("name", "url", "tags", "notes")
+    readonly_fields = ("current_token", *STATUS_FIELDS)
+    fieldsets = (
+        (None, {"fields": ("name", "url", "current_token", "token", "enabled", "tags", "notes")}),
+        ("TLS", {"fields": ("verify_tls", "ca_bundle")}),
+        ("Polling status", {"fields": STATUS_FIELDS}),
+    )
+    actions = ["poll_now"]
+
+    @admin.display(description="tags", ordering="tags")
+    def tag_display(self, host: Host) -> str:
+        return ", ".join(host.tag_list())
+
+    @admin.display(description="current token")
+    def current_token(self, host: Host) -> str:
+        return host.masked_token() if host.pk else "-"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only the form's fields: a poll finishing while the page was open keeps its status.
+            obj.save(update_fields=HostForm.Meta.fields)
+        else:
+            obj.save()
+
+    @admin.action(description="Poll now")
+    def poll_now(self, request, queryset):
+        ids = list(queryset.filter(enabled=True).values_list("pk", flat=True))
+        disabled = queryset.filter(enabled=False).count()
+        # In this request: each agent costs at most its connect and read timeouts per call.
+        states = polling.poll_round(ids) if ids else {}
+        parts = [f"{n} {state}" for state, n in sorted(states.items())]
+        if disabled:
+            parts.append(f"{disabled} disabled, not polled")
+        level = messages.SUCCESS if set(states) <= {"ok"} else messages.WARNING
+        self.message_user(request, f"Polled {len(ids)} host(s): {', '.join(parts) or 'none'}.", level)
