@@ -119,7 +119,7 @@ INSTALLED_APPS = [
     "collector",
 ]
 if CENTRAL:
-    INSTALLED_APPS += ["django_celery_beat", "inventory_app", "dashboard"]
+    INSTALLED_APPS += ["django_celery_beat", "rest_framework.authtoken", "inventory_app", "dashboard"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -230,7 +230,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "SSH connection counts of this host (agent API), behind a bearer token.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["collector.authentication.HasAgentTokenOrIsStaff"],
+    # The agent's token holders and staff; on a central server also its logged-in or token users.
+    "SERVE_PERMISSIONS": (
+        ["rest_framework.permissions.IsAuthenticated"]
+        if CENTRAL
+        else ["collector.authentication.HasAgentTokenOrIsStaff"]
+    ),
+    "SERVE_AUTHENTICATION": [
+        "collector.authentication.BearerTokenAuthentication",
+        *(["rest_framework.authentication.TokenAuthentication"] if CENTRAL else []),
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

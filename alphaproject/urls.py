@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -11,3 +12,5 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("collector.urls")),
 ]
+if settings.CENTRAL:
+    urlpatterns += [path("api/v1/", include("inventory_app.urls"))]

@@ -26,7 +26,12 @@ class RangeParamSerializer(serializers.Serializer):
 
     def validate(self, data: dict) -> dict:
         until = data.get("until") or timezone.localdate()
-        since = data.get("since") or until - timedelta(days=29)
+        try:
+            since = data.get("since") or until - timedelta(days=29)
+        except OverflowError:  # until in the first days of year 1
+            raise serializers.ValidationError(
+                "until is too early for the default range; give since."
+            ) from None
         if since > until:
             raise serializers.ValidationError("since must not be after until.")
         if (until - since).days + 1 > MAX_RANGE_DAYS:

@@ -86,6 +86,7 @@ class AgentApiTests(TestCase):
             ("/api/v1/logins/", {"since": "2020-01-01", "until": "2026-03-01"}),
             ("/api/v1/logins/", {"since": "03/01/2026"}),
             ("/api/v1/sources/2026-03-02/", {"cursor": "not-a-cursor"}),
+            ("/api/v1/logins/", {"until": "0001-01-01"}),
         ]:
             response = self.client.get(url, params)
             self.assertEqual(response.status_code, 400, url)

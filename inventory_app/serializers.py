@@ -1,0 +1,156 @@
+"""The central API's shapes: validated input, and the output contract (keep these names)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from collector.serializers import DayCountsSerializer, RangeParamSerializer, TopSourceSerializer
+
+from .models import STATES
+
+MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the database's integers
+
+SUMMED = "Summed over the hosts: an address seen by two hosts counts twice in unique_sources."
+
+
+class CountsSerializer(serializers.Serializer):
+    """The counts of a day, as the agent names them."""
+
+    sessions = serializers.IntegerField(min_value=0)
+    accepted = serializers.IntegerField(min_value=0)
+    failed_attempts = serializers.IntegerField(min_value=0)
+    failed_sessions = serializers.IntegerField(min_value=0)
+    invalid_user_sessions = serializers.IntegerField(min_value=0)
+    preauth_only = serializers.IntegerField(min_value=0)
+    unique_sources = serializers.IntegerField(min_value=0)
+
+
+# --- Input --------------------------------------------------------------------------------------
+
+
+class FleetDayParamSerializer(serializers.Serializer):
+    refresh = serializers.ChoiceField(
+        choices=[0, 1],
+        required=False,
+        default=0,
+        help_text="1: first fetch the day live from every enabled host, at once, each within the "
+        "poll timeouts; a host that fails keeps its stored counts and shows refresh_error.",
+    )
+
+
+class FleetRangeParamSerializer(RangeParamSerializer):
+    def validate(self, data: dict) -> dict:
+        # The default since (until - 29 days) does not exist before year 1: bad input, not a 500.
+        try:
+            return super().validate(data)
+        except OverflowError:
+            raise serializers.ValidationError("The range starts before the first date there is.") from None
+
+
+class FleetSourceParamSerializer(serializers.Serializer):
+    min_hosts = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_MIN_HOSTS,
+        required=False,
+        default=2,
+        help_text="Only addresses seen on at least this many hosts that day (default 2).",
+    )
+
+
+# --- Output -------------------------------------------------------------------------------------
+
+
+class HostTodaySerializer(CountsSerializer):
+    """The host's stored counts of today (zeros when none are stored)."""
+
+    date = serializers.DateField(source="counts_day")
+    polled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When today's counts were fetched; null: none stored (zeros)."
+    )
+
+    def get_fields(self):
+        # date first, as in the agent's day objects.
+        fields = super().get_fields()
+        return {"date": fields.pop("date"), **fields}
+
+
+class HostSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=STATES)
+    last_success = serializers.DateTimeField(source="last_success_at", allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    today = HostTodaySerializer(source="*", help_text="The host's stored counts of today.")
+
+
+class HostDaySerializer(DayCountsSerializer):
+    """The agent's day object, as stored here. The central store keeps no per-user counts, so
+    there is no top_users (rather than an empty list that would claim nobody tried)."""
+
+    host = serializers.CharField()
+    top_sources = TopSourceSerializer(many=True, help_text="The 10 busiest addresses, from stored sources.")
+    polled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this day was fetched from the agent; null: none stored (zeros)."
+    )
+    stale = serializers.BooleanField(
+        help_text="polled_at is older than 3 polling intervals (with nothing stored: the host's "
+        "last successful poll is, or it never succeeded)."
+    )
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return {"host": data.pop("host"), **data}  # the agent's order: host, date, counts
+
+
+class FleetHostSerializer(CountsSerializer):
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=STATES)
+    polled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this host's day was fetched; null: none stored (zeros)."
+    )
+    refresh_error = serializers.CharField(
+        allow_null=True, help_text="Why ?refresh=1 could not fetch this host (null otherwise)."
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        first = ("name", "state", "polled_at")
+        return {**{name: fields.pop(name) for name in first}, **fields}
+
+
+class FleetTotalsSerializer(CountsSerializer):
+    unique_sources = serializers.IntegerField(min_value=0, help_text=SUMMED)
+
+
+class FleetDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    hosts = FleetHostSerializer(many=True, help_text="Every host, by name.")
+    totals = FleetTotalsSerializer()
+
+
+class FleetRangeDaySerializer(FleetTotalsSerializer):
+    date = serializers.DateField()
+    hosts = serializers.IntegerField(min_value=0, help_text="Hosts with counts stored for the day.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {"date": fields.pop("date"), "hosts": fields.pop("hosts"), **fields}
+
+
+class FleetRangeSerializer(serializers.Serializer):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    days = FleetRangeDaySerializer(
+        many=True, help_text="In date order; days no host stored counts for are left out."
+    )
+
+
+class FleetSourceSerializer(serializers.Serializer):
+    ip = serializers.CharField()
+    hosts = serializers.IntegerField(min_value=1, help_text="How many hosts saw the address that day.")
+    host_names = serializers.ListField(child=serializers.CharField())
+    sessions = serializers.IntegerField(min_value=0)
+    failed_attempts = serializers.IntegerField(min_value=0)
+    accepted = serializers.IntegerField(min_value=0)
+    flagged = serializers.BooleanField(
+        help_text="The address logged in on one host and failed on another the same day."
+    )
