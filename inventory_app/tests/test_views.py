@@ -155,7 +155,9 @@ class CentralApiTests(TestCase):
             )
             self.assertFalse(self.client.get("/api/v1/hosts/web1/logins/2026-03-02/").json()["stale"])
             # A day polled complete (up to polled_through) never goes stale.
-            HostDay.objects.filter(host=self.web1, day=DAY).update(polled_at=timezone.now() - timedelta(days=9))
+            HostDay.objects.filter(host=self.web1, day=DAY).update(
+                polled_at=timezone.now() - timedelta(days=9)
+            )
             Host.objects.filter(pk=self.web1.pk).update(polled_through=DAY)
             self.assertFalse(self.client.get("/api/v1/hosts/web1/logins/2026-03-02/").json()["stale"])
 
