@@ -97,6 +97,8 @@ class HostDay(models.Model):
     invalid_user_sessions = models.BigIntegerField(default=0)
     preauth_only = models.BigIntegerField(default=0)
     unique_sources = models.BigIntegerField(default=0)
+    # The agent's ten busiest user names of the day: [{user, sessions, failed_attempts, accepted}].
+    top_users = models.JSONField(default=list)
     polled_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -47,6 +47,17 @@ class DaySerializer(serializers.Serializer):
         return fields
 
 
+class TopUserSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=128, allow_blank=True, trim_whitespace=False)
+    sessions = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    failed_attempts = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    accepted = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+
+
+class DayDetailSerializer(DaySerializer):
+    top_users = TopUserSerializer(many=True, max_length=10)
+
+
 class RangeSerializer(serializers.Serializer):
     days = DaySerializer(many=True, max_length=400)
 
@@ -206,7 +217,8 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
         ):
             HostDay.objects.filter(pk=previous.pk).update(polled_at=timezone.now())
             continue  # unchanged: its sources are unchanged too
-        store_day(host, day, row, fetch_sources(agent, day))
+        detail = fetch_day(agent, day)
+        store_day(host, day, detail, fetch_sources(agent, day))
     # Days the agent no longer reports (its database was reset) are gone here too.
     HostDay.objects.filter(host=host, day__gte=since, day__lte=until).exclude(day__in=list(reported)).delete()
     HostSource.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
@@ -214,6 +226,14 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
     ).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
+
+
+def fetch_day(agent: AgentConnection, day: date) -> dict:
+    """The agent's day object: counts and its busiest user names (which the range lacks)."""
+    row = validated(DayDetailSerializer, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
+    if row["date"] != day:
+        raise PollError(f"The agent answered for {row['date']} when asked for {day}.")
+    return row
 
 
 def fetch_sources(agent: AgentConnection, day: date) -> list[dict]:
@@ -241,12 +261,20 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
         HostDay.objects.update_or_create(
             host=host,
             day=day,
-            defaults={**{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")}, "polled_at": timezone.now()},
+            defaults=day_defaults(row),
         )
         HostSource.objects.filter(host=host, day=day).delete()
         HostSource.objects.bulk_create(
             (HostSource(host=host, day=day, **source) for source in seen.values()), batch_size=500
         )
+
+
+def day_defaults(row: dict) -> dict:
+    return {
+        **{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")},
+        "top_users": [dict(u) for u in row["top_users"]],
+        "polled_at": timezone.now(),
+    }
 
 
 def record_success(host: Host, health: dict, polled_through: date) -> None:
@@ -317,17 +345,7 @@ def refresh_day(day: date, host_ids: list[int] | None = None) -> dict[int, str]:
     def run(host: Host) -> None:
         agent = AgentConnection.open(host)
         try:
-            row = validated(DaySerializer, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
-            if row["date"] != day:
-                raise PollError(f"The agent answered for {row['date']} when asked for {day}.")
-            HostDay.objects.update_or_create(
-                host=host,
-                day=day,
-                defaults={
-                    **{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")},
-                    "polled_at": timezone.now(),
-                },
-            )
+            HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(fetch_day(agent, day)))
         except PollError as exc:
             errors[host.pk] = str(exc)
         finally:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from collector.serializers import DayCountsSerializer, RangeParamSerializer, TopSourceSerializer
+from collector.serializers import (
+    DayCountsSerializer,
+    RangeParamSerializer,
+    TopSourceSerializer,
+    TopUserSerializer,
+)
 
 from .models import STATES
 
@@ -83,11 +88,11 @@ class HostSerializer(serializers.Serializer):
 
 
 class HostDaySerializer(DayCountsSerializer):
-    """The agent's day object, as stored here. The central store keeps no per-user counts, so
-    there is no top_users (rather than an empty list that would claim nobody tried)."""
+    """The agent's day object, as stored here."""
 
     host = serializers.CharField()
     top_sources = TopSourceSerializer(many=True, help_text="The 10 busiest addresses, from stored sources.")
+    top_users = TopUserSerializer(many=True, help_text="The agent's 10 busiest user names (attacker text).")
     polled_at = serializers.DateTimeField(
         allow_null=True, help_text="When this day was fetched from the agent; null: none stored (zeros)."
     )

@@ -72,8 +72,8 @@ class HostListView(CentralView, generics.ListAPIView):
 
 
 class HostDayView(CentralView, APIView):
-    """One host's stored day, in the agent's day object shape without top_users (the central
-    server stores no per-user counts), with when it was fetched and whether that is stale."""
+    """One host's stored day, in the agent's day object shape, with when it was fetched and
+    whether that is stale."""
 
     @extend_schema(
         tags=TAGS,
@@ -104,6 +104,7 @@ class HostDayView(CentralView, APIView):
             host=host.name,
             date=day,
             top_sources=fleet.top_sources(host, day),
+            top_users=stored.top_users,
             polled_at=stored.polled_at,
             stale=stale,
         )

@@ -61,6 +61,11 @@ class PollingLiveAgentTests(LiveServerTestCase):
             sorted(DailySource.objects.values_list("day", "ip", "sessions", "failed_attempts", "accepted")),
         )
         self.assertEqual(HostSource.objects.get(ip="203.0.113.10").users, ["<script>x</script>"])
+        yesterday = HostDay.objects.get(host=self.host, day=timezone.localdate() - timedelta(days=1))
+        self.assertEqual(
+            yesterday.top_users,
+            [{"user": "<script>x</script>", "sessions": 1, "failed_attempts": 3, "accepted": 0}],
+        )
         self.host.refresh_from_db()
         self.assertEqual((self.host.last_error, self.host.consecutive_failures), ("", 0))
         self.assertTrue(self.host.agent_version)

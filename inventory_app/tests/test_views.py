@@ -122,9 +122,9 @@ class CentralApiTests(TestCase):
         response = self.client.get("/api/v1/hosts/web1/logins/2026-03-02/")
         self.assertEqual(response.status_code, 200)
         data = response.json()
-        # The agent's day object (no top_users: not stored centrally), then polled_at and stale.
+        # The agent's day object, then polled_at and stale.
         self.assertEqual(list(data)[:2], ["host", "date"])
-        self.assertEqual(set(data), {"host", "date", *COUNTS, "top_sources", "polled_at", "stale"})
+        self.assertEqual(set(data), {"host", "date", *COUNTS, "top_sources", "top_users", "polled_at", "stale"})
         stored = HostDay.objects.get(host=self.web1, day=DAY)
         self.assertEqual((data["host"], data["date"]), ("web1", "2026-03-02"))
         self.assertEqual({f: data[f] for f in COUNTS}, {f: getattr(stored, f) for f in COUNTS})
