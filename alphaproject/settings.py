@@ -198,6 +198,11 @@ STORAGES = {
 # runserver finds static files in the apps without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Dashboard: every page needs a login; the inventory is edited in the admin by staff.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = LOGIN_URL
+
 # Production hardening that costs nothing behind a reverse proxy or not.
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = env_bool("ALPHA_SECURE_COOKIES", default=False)

@@ -13,4 +13,9 @@ urlpatterns = [
     path("", include("collector.urls")),
 ]
 if settings.CENTRAL:
-    urlpatterns += [path("api/v1/", include("inventory_app.urls"))]
+    urlpatterns += [
+        path("api/v1/", include("inventory_app.urls")),
+        # Login and a POST-only logout for the dashboard (templates in dashboard/templates).
+        path("accounts/", include("django.contrib.auth.urls")),
+        path("", include("dashboard.urls")),
+    ]

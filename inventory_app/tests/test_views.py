@@ -124,7 +124,9 @@ class CentralApiTests(TestCase):
         data = response.json()
         # The agent's day object, then polled_at and stale.
         self.assertEqual(list(data)[:2], ["host", "date"])
-        self.assertEqual(set(data), {"host", "date", *COUNTS, "top_sources", "top_users", "polled_at", "stale"})
+        self.assertEqual(
+            set(data), {"host", "date", *COUNTS, "top_sources", "top_users", "polled_at", "stale"}
+        )
         stored = HostDay.objects.get(host=self.web1, day=DAY)
         self.assertEqual((data["host"], data["date"]), ("web1", "2026-03-02"))
         self.assertEqual({f: data[f] for f in COUNTS}, {f: getattr(stored, f) for f in COUNTS})

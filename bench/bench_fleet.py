@@ -1,0 +1,1371 @@
+"""A polling round over a simulated fleet: 1,000 agents on loopback, 10% of them silent.
+
+    .venv/bin/python bench/bench_fleet.py [--hosts 1000] [--silent-share 0.1] [--days 2]
+        [--concurrency 64] [--connect-timeout 3] [--read-timeout 10] [--rounds 3]
+        [--postgres | --both] [--no-sequential | --seq-backend sqlite|postgresql] [--seq-silent 5]
+        [--profile] [--processes K] [--variant NAME ...] [--what-if-backend B]
+        [--what-if-hosts N] [--what-if-concurrency T] [--wait-quiet 180] [--keep]
+
+In one run:
+  1. A fleet simulator in its own process (so it shares no GIL with the poller): a hand-written
+     asyncio HTTP/1.1 server (keep-alive) on 127.0.0.1:<free port> serving host N under the
+     prefix /h/N, with the agent API's JSON shapes (collector/serializers.py): health, the day
+     range, the day object (counts + top 10 sources and users) and each day's sources in cursor
+     pages (--page-size, default 250, so most days take two pages; a real agent allows 1,000).
+     `next` links are absolute without the /h/N prefix (a proxy that strips it; the poller
+     follows only a link's path under the host's URL); --next-with-prefix keeps it, as Django
+     behind a proxy with SCRIPT_NAME would. It checks each host's bearer token (401 otherwise).
+     Host N's data is deterministic (seeded by N, the day and a generation number): --days days
+     ending today (default 2: yesterday and today), 200-400 sources per day. Every answer is
+     built before the timed rounds, so the simulator spends its CPU on serving only. A share of
+     the hosts (--silent-share, every 10th) accept the connection, read the request and never
+     answer, holding the socket open. The simulator stops by itself after --sim-lifetime
+     seconds or when this script's pipe to it closes.
+  2. A fresh database per phase (SQLite file in a temp dir under bench/out/; with --postgres /
+     --both a fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards), migrated, with
+     one Host row per simulated host (url http://127.0.0.1:PORT/h/N, its token, verify_tls left
+     at its default True as in production).
+  3. Rounds, each `manage.py poll_hosts --once` in its own process (DEBUG off), with
+     ALPHA_POLL_CONCURRENCY / _CONNECT_TIMEOUT / _READ_TIMEOUT from the options:
+        R1  first poll of the fleet: every day of every answering host is new (sources fetched);
+        R2  steady state after today's counts grew on every answering host: yesterday is
+            unchanged (skipped), today is fetched again;
+        R3  steady state with nothing changed (both days skipped).
+     Each is timed (the command's own "Polled in X s", plus process wall, CPU, peak RSS, and the
+     CPU the rest of the machine used meanwhile), and after each the database is checked against
+     the simulator's data: every answering host's HostDay rows (counts and top users) and every
+     HostSource row exactly (all fields), state ok and no error; every silent host with no
+     data, a "did not answer in time" error, consecutive_failures = round number, state stale
+     after R1 and down from R2 on (DOWN_AFTER_FAILURES = 2). A round that poll_hosts aborts is
+     reported (and the backend's later rounds skipped).
+  4. Sequential (--seq-backend, default SQLite; a fresh database): `polling.poll_host(id)` one
+     host after another in one process, on the same data as R1, then R2. Every answering host is
+     polled and timed; a silent host costs a whole read timeout, so only --seq-silent of them
+     are polled and the rest are EXTRAPOLATED (their mean time x the number of silent hosts).
+     The report says so. The sequential results are verified like the rounds.
+  5. What-ifs, each on a fresh database (--what-if-backend), R1 then R2 (verified):
+     --profile: poll_round() in-process with wrappers that add up each thread's CPU time and
+       wall time per step (HTTP client set-up, GET + JSON, validation, store_day, the rest);
+     --processes K: the hosts split in K contiguous shares, one poll_round() process each, at
+       the same time (what Celery prefork workers would do on the 2 cores);
+     --variant NAME (repeatable) replaces functions of inventory_app/polling.py at run time in
+       those child processes only (nothing is edited on disk; see apply_variant): shared-ssl,
+       plain-validate, raw-insert, rows-outside-tx, one-writer.
+  Before each timed phase the script waits up to --wait-quiet seconds for the rest of the
+  machine to go idle (other work skews everything here) and warns if it did not.
+
+Target (MET / MISSED, never changes the exit code): R1 completes within 30 s, all answering
+hosts stored correctly, the silent ones marked down (after R2). Exit 1 if a correctness check
+fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+PROJECT_DIR = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, BENCH_DIR)
+from common import MANAGE, OUT_DIR, PYTHON, manage, port_open, run_timed  # noqa: E402
+
+TARGET_SECONDS = 30.0
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+USERS = [
+    "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
+    "ftp", "pi", "support", "www-data", "mysql", "nagios", "jenkins", "hadoop", "ec2-user", "ansible",
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The fleet's data: deterministic, computed alike by the simulator and by the verifier
+# --------------------------------------------------------------------------------------------
+
+
+def token_of(n: int) -> str:
+    return f"fleet-bench-token-{n:05d}-{(n * 2654435761) % 4294967296:08x}"
+
+
+def silent_hosts(hosts: int, share: float) -> set[int]:
+    """Host numbers (1..hosts) that never answer: spread evenly over the list (every 10th)."""
+    count = round(hosts * share)
+    return {1 + (i * hosts) // count for i in range(count)} if count else set()
+
+
+def fleet_days(today: date, days: int) -> list[date]:
+    return [today - timedelta(days=i) for i in range(days - 1, -1, -1)]
+
+
+def day_data(n: int, day: date, gen: int, today: date, lo: int, hi: int) -> tuple[dict, list[dict]]:
+    """Host n's counts and sources for one day. Only today depends on the generation: it grows."""
+    rng = random.Random(f"fleet:{n}:{day.isoformat()}:{gen if day == today else 0}")
+    k = rng.randint(lo, hi)
+    ips: set[str] = set()
+    while len(ips) < k:
+        x = rng.getrandbits(32)
+        if rng.random() < 0.03:
+            ips.add(f"2001:db8:{x >> 16:x}::{x & 0xFFFF:x}")
+        else:
+            ips.add(f"{1 + (x >> 24) % 223}.{(x >> 16) & 255}.{(x >> 8) & 255}.{x & 255}")
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    sources = []
+    for ip in sorted(ips):
+        sessions = min(int(rng.paretovariate(1.2)), 5000)
+        accepted = rng.randint(1, sessions) if rng.random() < 0.05 else 0
+        failed = rng.randint(0, 3 * sessions) if accepted < sessions else 0
+        start = rng.randint(0, 86399)
+        end = rng.randint(start, 86399)
+        sources.append(
+            {
+                "ip": ip,
+                "sessions": sessions,
+                "failed_attempts": failed,
+                "accepted": accepted,
+                "users": sorted(rng.sample(USERS, rng.randint(0 if accepted else 1, 5))),
+                "first_seen": midnight + timedelta(seconds=start),
+                "last_seen": midnight + timedelta(seconds=end),
+            }
+        )
+    total = sum(s["sessions"] for s in sources)
+    accepted_total = sum(s["accepted"] for s in sources)
+    failed_sessions = rng.randint(0, total - accepted_total)
+    counts = {
+        "date": day,
+        "sessions": total,
+        "accepted": accepted_total,
+        "failed_attempts": sum(s["failed_attempts"] for s in sources),
+        "failed_sessions": failed_sessions,
+        "invalid_user_sessions": rng.randint(0, failed_sessions),
+        "preauth_only": total - accepted_total - failed_sessions,
+        "unique_sources": k,
+    }
+    # The day object's busiest sources and user names (GET /api/v1/logins/<day>/), derived from
+    # the sources: ten each, ordered as the agent orders them.
+    per_user: dict[str, list[int]] = {}
+    for s in sources:
+        for u in s["users"]:
+            t = per_user.setdefault(u, [0, 0, 0])
+            t[0] += s["sessions"]
+            t[1] += s["failed_attempts"]
+            t[2] += s["accepted"]
+    counts["top_users"] = [
+        {"user": u, "sessions": t[0], "failed_attempts": t[1], "accepted": t[2]}
+        for u, t in sorted(per_user.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:10]
+    ]
+    counts["top_sources"] = [
+        {f: s[f] for f in ("ip", "sessions", "failed_attempts", "accepted")}
+        for s in sorted(sources, key=lambda s: (-s["sessions"], -s["failed_attempts"], s["ip"]))[:10]
+    ]
+    return counts, sources
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------------
+# The simulator (child process `_serve`): a minimal asyncio HTTP/1.1 server
+# --------------------------------------------------------------------------------------------
+
+
+class Fleet:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.today = date.fromisoformat(cfg["today"])
+        self.days = fleet_days(self.today, cfg["days"])
+        self.silent = silent_hosts(cfg["hosts"], cfg["silent_share"])
+        self.gen = 0
+        self.port = 0
+        # (n, day, gen) -> (range row JSON, [source JSON fragments], day object JSON)
+        self.data: dict[tuple[int, date, int], tuple[bytes, list[bytes], bytes]] = {}
+        self.health: dict[int, dict] = {}
+        self.stats = {
+            "requests": 0,
+            "health": 0,
+            "range": 0,
+            "day": 0,
+            "pages": 0,
+            "unauthorized": 0,
+            "silent": 0,
+        }
+
+    def build(self, gens: list[int]) -> None:
+        lo, hi = self.cfg["sources_min"], self.cfg["sources_max"]
+        for n in range(1, self.cfg["hosts"] + 1):
+            if n in self.silent:
+                continue
+            for gen in gens:
+                for day in self.days:
+                    if gen and day != self.today:
+                        continue  # only today differs between generations
+                    counts, sources = day_data(n, day, gen, self.today, lo, hi)
+                    plain = {k: v for k, v in counts.items() if not k.startswith("top_")}
+                    row = json.dumps({**plain, "date": day.isoformat()}).encode()
+                    detail = json.dumps(
+                        {"host": f"fleet-{n:05d}", **counts, "date": day.isoformat()}
+                    ).encode()
+                    frags = [
+                        json.dumps(
+                            {**s, "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"])},
+                            separators=(",", ":"),
+                        ).encode()
+                        for s in sources
+                    ]
+                    self.data[(n, day, gen)] = (row, frags, detail)
+            self.health[n] = {
+                "host": f"fleet-{n:05d}",
+                "agent_version": "0.2.0",
+                "time_zone": "UTC",
+                "following": True,
+                "sources": [
+                    {
+                        "kind": "file",
+                        "path": "/var/log/auth.log",
+                        "inode": 1000 + n,
+                        "offset": 123456,
+                        "file_size": 123456,
+                        "unread_bytes": 0,
+                        "cursor": "",
+                        "last_read_at": None,
+                        "last_event_at": iso(datetime.combine(self.today, datetime.min.time(), UTC)),
+                        "seconds_since_last_event": 60,
+                        "lines_read": 1000,
+                        "malformed_lines": 0,
+                        "unknown_last_24h": 0,
+                        "unknown_samples": [],
+                    }
+                ],
+            }
+
+    def key(self, n: int, day: date) -> tuple[int, date, int]:
+        return (n, day, self.gen if day == self.today else 0)
+
+    def answer(self, n: int, path: str, query: str) -> tuple[int, bytes]:
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        if path == "/api/v1/health/":
+            self.stats["health"] += 1
+            now = datetime.now(UTC)
+            body = {**self.health[n], "now": iso(now), "heartbeat_at": iso(now - timedelta(seconds=20))}
+            body["sources"][0]["last_read_at"] = iso(now)
+            return 200, json.dumps(body).encode()
+        if path == "/api/v1/logins/":
+            self.stats["range"] += 1
+            try:
+                until = date.fromisoformat(params["until"]) if "until" in params else self.today
+                since = date.fromisoformat(params["since"]) if "since" in params else until - timedelta(29)
+            except ValueError:
+                return 400, b'{"since":["Date has wrong format."]}'
+            rows = [self.data[self.key(n, d)][0] for d in self.days if since <= d <= until]
+            return 200, b'{"host":"fleet-%05d","days":[' % n + b",".join(rows) + b"]}"
+        m = re.fullmatch(r"/api/v1/logins/(\d{4}-\d\d-\d\d)/", path)
+        if m:
+            self.stats["day"] += 1
+            day = date.fromisoformat(m.group(1))
+            if day not in self.days:
+                body = {"host": f"fleet-{n:05d}", "date": day.isoformat(), "unique_sources": 0,
+                        "top_sources": [], "top_users": []}  # fmt: skip
+                for f in ("sessions", "accepted", "failed_attempts", "failed_sessions",
+                          "invalid_user_sessions", "preauth_only"):  # fmt: skip
+                    body[f] = 0
+                return 200, json.dumps(body).encode()
+            return 200, self.data[self.key(n, day)][2]
+        m = re.fullmatch(r"/api/v1/sources/(\d{4}-\d\d-\d\d)/", path)
+        if m:
+            self.stats["pages"] += 1
+            try:
+                day = date.fromisoformat(m.group(1))
+                size = min(int(params.get("page_size", 500)), self.cfg["page_size"])
+                page = int(params.get("cursor", 0))
+            except ValueError:
+                return 400, b'{"detail":"bad parameter"}'
+            frags = self.data[self.key(n, day)][1] if day in self.days else []
+            chunk = frags[page * size : (page + 1) * size]
+            nxt = prev = b"null"
+            # DRF builds the link from the request as Django sees it; behind a proxy that strips
+            # /h/N that is /api/v1/...: the poller follows only the link's path, under its base URL.
+            # With --next-with-prefix the link keeps /h/N, as Django behind a proxy that passes
+            # the prefix (SCRIPT_NAME / FORCE_SCRIPT_NAME) would build it.
+            prefix = f"/h/{n}" if self.cfg.get("next_prefix") else ""
+            link = f'"http://127.0.0.1:{self.port}{prefix}/api/v1/sources/{day}/?cursor=%d&page_size={size}"'
+            if (page + 1) * size < len(frags):
+                nxt = (link % (page + 1)).encode()
+            if page > 0:
+                prev = (link % (page - 1)).encode()
+            return 200, b'{"next":' + nxt + b',"previous":' + prev + b',"results":[' + b",".join(
+                chunk
+            ) + b"]}"
+        return 404, b'{"detail":"Not found."}'
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _version = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                path, _, query = target.partition("?")
+                self.stats["requests"] += 1
+                status, body = 404, b'{"detail":"Not found."}'
+                if path.startswith("/_ctl/"):
+                    status, body = self.control(path)
+                else:
+                    m = re.match(r"/h/(\d+)(/.*)$", path)
+                    n = int(m.group(1)) if m else 0
+                    if m and 1 <= n <= self.cfg["hosts"]:
+                        if n in self.silent:
+                            # Accepted, read, never answered: hold the socket until the client
+                            # gives up (or the simulator's lifetime ends).
+                            self.stats["silent"] += 1
+                            while await reader.read(65536):
+                                pass
+                            return
+                        if headers.get("authorization") != f"Bearer {token_of(n)}":
+                            self.stats["unauthorized"] += 1
+                            status, body = 401, b'{"detail":"Invalid token."}'
+                        elif method != "GET":
+                            status, body = 405, b'{"detail":"Method not allowed."}'
+                        else:
+                            status, body = self.answer(n, m.group(2), query)
+                reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}.get(
+                    status, "X"
+                )
+                close = headers.get("connection", "").lower() == "close"
+                writer.write(
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n{'Connection: close' if close else 'Connection: keep-alive'}"
+                    "\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                if close:
+                    return
+        except (ConnectionError, ValueError):
+            return
+        finally:
+            writer.close()
+
+    def control(self, path: str) -> tuple[int, bytes]:
+        m = re.fullmatch(r"/_ctl/gen/(\d+)", path)
+        if m:
+            gen = int(m.group(1))
+            if not any(k[2] == gen for k in self.data) and gen:
+                self.build([gen])
+            self.gen = gen
+            return 200, json.dumps({"gen": gen}).encode()
+        if path == "/_ctl/stats":
+            return 200, json.dumps({**self.stats, "gen": self.gen}).encode()
+        return 404, b"{}"
+
+
+def serve_main(cfg: dict) -> None:
+    fleet = Fleet(cfg)
+    started = time.perf_counter()
+    fleet.build([0, 1])
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        server = await asyncio.start_server(fleet.handle, "127.0.0.1", 0, backlog=4096)
+        fleet.port = server.sockets[0].getsockname()[1]
+        loop.call_later(cfg["lifetime"], stop.set)
+
+        def watch_stdin() -> None:
+            sys.stdin.buffer.read()  # EOF: the benchmark is gone
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        print(f"READY {fleet.port} {time.perf_counter() - started:.1f}", flush=True)
+        async with server:
+            await stop.wait()
+
+    asyncio.run(run())
+    os._exit(0)  # held silent sockets and the stdin thread: no lingering
+
+
+# --------------------------------------------------------------------------------------------
+# Django-side children: set up hosts, verify, sequential polls, profile
+# --------------------------------------------------------------------------------------------
+
+
+def django_setup() -> None:
+    sys.path.insert(0, PROJECT_DIR)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alphaproject.settings")
+    import django
+
+    django.setup()
+
+
+def setup_main(cfg: dict) -> None:
+    django_setup()
+    from inventory_app.models import Host
+
+    Host.objects.bulk_create(
+        Host(name=f"fleet-{n:05d}", url=f"http://127.0.0.1:{cfg['port']}/h/{n}", token=token_of(n))
+        for n in range(1, cfg["hosts"] + 1)
+    )
+    print(json.dumps({"hosts": Host.objects.count()}))
+
+
+def host_ids(numbers: list[int]) -> list[int]:
+    from inventory_app.models import Host
+
+    by_name = dict(Host.objects.values_list("name", "pk"))
+    return [by_name[f"fleet-{n:05d}"] for n in numbers]
+
+
+def verify_main(cfg: dict) -> None:
+    """Compare the database with the simulator's data for the hosts in cfg['numbers']."""
+    django_setup()
+    from inventory_app.models import Host, HostDay, HostSource
+
+    today = date.fromisoformat(cfg["today"])
+    silent = silent_hosts(cfg["hosts"], cfg["silent_share"])
+    numbers = cfg["numbers"]
+    hosts = {int(h.name.split("-")[1]): h for h in Host.objects.all()}
+    day_rows: dict[int, dict] = {}
+    for row in HostDay.objects.values():
+        day_rows.setdefault(row["host_id"], {})[row["day"]] = row
+    source_rows: dict[tuple[int, date], dict] = {}
+    for row in HostSource.objects.values():
+        source_rows.setdefault((row["host_id"], row["day"]), {})[row["ip"]] = row
+    problems: list[str] = []
+    answering_ok = silent_ok = n_days = n_sources = 0
+    states: dict[str, int] = {}
+    fields = ("sessions", "accepted", "failed_attempts", "failed_sessions", "invalid_user_sessions",
+              "preauth_only", "unique_sources")  # fmt: skip
+    for n in numbers:
+        host = hosts[n]
+        states[host.state] = states.get(host.state, 0) + 1
+        bad: list[str] = []
+        stored_days = day_rows.get(host.pk, {})
+        if n in silent:
+            want_state = "stale" if cfg["failures"] < 2 else "down"
+            if host.state != want_state:
+                bad.append(f"state {host.state!r}, expected {want_state!r}")
+            if host.consecutive_failures != cfg["failures"]:
+                bad.append(f"consecutive_failures {host.consecutive_failures}, expected {cfg['failures']}")
+            if "did not answer in time" not in host.last_error:
+                bad.append(f"last_error {host.last_error!r}")
+            if stored_days or any(k[0] == host.pk for k in source_rows):
+                bad.append("has stored data")
+            silent_ok += not bad
+        else:
+            if host.state != "ok" or host.last_error or host.consecutive_failures:
+                bad.append(
+                    f"state {host.state!r}, error {host.last_error!r}, failures {host.consecutive_failures}"
+                )
+            days = fleet_days(today, cfg["days"])
+            if sorted(stored_days) != days:
+                bad.append(f"days {sorted(stored_days)}, expected {days}")
+            for day in days:
+                counts, sources = day_data(n, day, cfg["gen"], today, cfg["sources_min"], cfg["sources_max"])
+                got = stored_days.get(day)
+                if got is not None and any(got[f] != counts[f] for f in fields):
+                    bad.append(
+                        f"{day}: counts {[got[f] for f in fields]}, expected {[counts[f] for f in fields]}"
+                    )
+                if got is not None and "top_users" in got and got["top_users"] != counts["top_users"]:
+                    bad.append(
+                        f"{day}: top_users {got['top_users'][:2]}..., expected {counts['top_users'][:2]}..."
+                    )
+                got_sources = source_rows.get((host.pk, day), {})
+                if len(got_sources) != len(sources):
+                    bad.append(f"{day}: {len(got_sources)} sources, expected {len(sources)}")
+                for s in sources:
+                    g = got_sources.get(s["ip"])
+                    if g is None or any(g[f] != s[f] for f in s):
+                        bad.append(f"{day}: source {s['ip']} is {g}, expected {s}")
+                        break
+                n_days += got is not None
+                n_sources += len(got_sources)
+            answering_ok += not bad
+        if bad:
+            problems.append(f"host {n}: " + "; ".join(bad[:3]))
+    print(
+        json.dumps(
+            {
+                "answering_ok": answering_ok,
+                "answering": sum(n not in silent for n in numbers),
+                "silent_ok": silent_ok,
+                "silent": sum(n in silent for n in numbers),
+                "states": states,
+                "days": n_days,
+                "sources": n_sources,
+                "problems": problems[:10],
+                "n_problems": len(problems),
+            }
+        )
+    )
+
+
+def sequential_main(cfg: dict) -> None:
+    """poll_host(id) for each host in cfg['numbers'], one after another; times per host."""
+    django_setup()
+    from inventory_app import polling
+
+    silent = silent_hosts(cfg["hosts"], cfg["silent_share"])
+    numbers = cfg["numbers"]
+    ids = host_ids(numbers)
+    times = {"answering": [], "silent": []}
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    for n, pk in zip(numbers, ids, strict=True):
+        t0 = time.perf_counter()
+        polling.poll_host(pk)
+        times["silent" if n in silent else "answering"].append(time.perf_counter() - t0)
+    print(
+        json.dumps(
+            {
+                "wall": time.perf_counter() - started,
+                "cpu": time.process_time() - cpu0,
+                "answering": times["answering"],
+                "silent": times["silent"],
+            }
+        )
+    )
+
+
+def profile_main(cfg: dict) -> None:
+    """poll_round() in-process, with per-step thread CPU and wall time (see the module doc)."""
+    django_setup()
+    from django.conf import settings
+    from django.db import connection
+
+    from inventory_app import polling
+
+    if cfg.get("concurrency"):
+        settings.ALPHA_POLL_CONCURRENCY = cfg["concurrency"]
+    for variant in cfg.get("variants", []):
+        apply_variant(variant, polling)
+    lock = threading.Lock()
+    acc: dict[str, list[float]] = {}
+
+    def add(name: str, wall: float, cpu: float) -> None:
+        with lock:
+            row = acc.setdefault(name, [0.0, 0.0, 0])
+            row[0] += wall
+            row[1] += cpu
+            row[2] += 1
+
+    class Nested(threading.local):
+        depth = 0
+
+    nested = Nested()
+
+    def timed(name: str, fn):
+        def wrapper(*args, **kwargs):
+            # Only the outermost wrapped step counts: steps do not double-count nested ones.
+            nested.depth += 1
+            w0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                nested.depth -= 1
+                if nested.depth == 0:
+                    add(name, time.perf_counter() - w0, time.thread_time() - c0)
+
+        return wrapper
+
+    original_poll_host = polling.poll_host
+
+    def poll_host(host_id: int) -> str:
+        w0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return original_poll_host(host_id)
+        finally:
+            add("poll_host (total)", time.perf_counter() - w0, time.thread_time() - c0)
+
+    polling.AgentConnection.open = classmethod(
+        timed("http: client set-up", polling.AgentConnection.open.__func__)
+    )
+    polling.AgentConnection.get = timed("http: GET + json.loads", polling.AgentConnection.get)
+    polling.validated = timed("validation", polling.validated)
+    polling.store_day = timed("store_day (transaction)", polling.store_day)
+    polling.poll_host = poll_host
+
+    results = []
+    for gen in cfg["gens"]:
+        http_get(cfg["port"], f"/_ctl/gen/{gen}")
+        acc.clear()
+        ids = host_ids(range(1, cfg.get("limit", cfg["hosts"]) + 1))
+        connection.close()
+        r0 = os.times()
+        w0 = time.perf_counter()
+        try:
+            states = polling.poll_round(ids)
+        except Exception as exc:  # the round itself failed: report it, keep the numbers
+            states = {"ROUND ABORTED": f"{type(exc).__name__}: {str(exc)[:120]}"}
+        wall = time.perf_counter() - w0
+        r1 = os.times()
+        results.append(
+            {
+                "gen": gen,
+                "wall": wall,
+                "cpu": (r1.user - r0.user) + (r1.system - r0.system),
+                "states": states,
+                "steps": {k: v for k, v in acc.items()},
+            }
+        )
+    print(json.dumps(results))
+
+
+def part_main(cfg: dict) -> None:
+    """poll_round() over one share of the hosts (the multi-process what-if)."""
+    django_setup()
+    from inventory_app import polling
+
+    every = host_ids(range(1, cfg.get("limit", cfg["hosts"]) + 1))
+    # Contiguous shares: the silent hosts (every 10th) spread evenly over the processes.
+    ids = every[cfg["part"] * len(every) // cfg["parts"] : (cfg["part"] + 1) * len(every) // cfg["parts"]]
+    if cfg.get("concurrency"):
+        from django.conf import settings
+
+        settings.ALPHA_POLL_CONCURRENCY = cfg["concurrency"]
+    for variant in cfg.get("variants", []):
+        apply_variant(variant, polling)
+    w0 = time.perf_counter()
+    c0 = time.process_time()
+    states = polling.poll_round(ids)
+    print(json.dumps({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "states": states}))
+
+
+def apply_variant(name: str, polling) -> None:
+    """In-process what-ifs for the profile: functions of polling.py replaced at run time, in the
+    child process only (nothing is edited on disk). Each keeps what is stored identical, which
+    the verification after the profile checks."""
+    import httpx
+    from django.conf import settings
+    from django.db import transaction
+
+    fields = (*polling.COUNT_FIELDS, "unique_sources")
+
+    def day_defaults(row: dict, now) -> dict:
+        # polling's own HostDay values where it has the helper (it also stores top users).
+        if hasattr(polling, "day_defaults"):
+            return polling.day_defaults(row)
+        return {**{f: row[f] for f in fields}, "polled_at": now}
+
+    if name == "shared-ssl":
+        # One SSLContext per (verify, ca_bundle), made once, instead of httpx building one (and
+        # loading certifi's ~150 CA certificates) for every host in every round.
+        import ssl
+
+        import certifi
+
+        contexts: dict[str, ssl.SSLContext] = {}
+        contexts_lock = threading.Lock()
+
+        def context_for(bundle: str) -> ssl.SSLContext:
+            with contexts_lock:
+                if bundle not in contexts:
+                    contexts[bundle] = ssl.create_default_context(cafile=bundle or certifi.where())
+                return contexts[bundle]
+
+        def open_(cls, host):
+            verify = context_for(host.ca_bundle) if host.verify_tls else False
+            timeout = httpx.Timeout(
+                settings.ALPHA_POLL_READ_TIMEOUT, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT
+            )
+            client = httpx.Client(
+                base_url=host.url.rstrip("/"),
+                headers={"Authorization": f"Bearer {host.token}", "Accept": "application/json"},
+                timeout=timeout,
+                verify=verify,
+                follow_redirects=False,
+            )
+            return cls(host, client)
+
+        polling.AgentConnection.open = classmethod(open_)
+    elif name == "plain-validate":
+        # The source pages (nearly all validated items) checked by plain Python with the same
+        # rules as SourcePageSerializer; the other documents keep their DRF serializers.
+        original = polling.validated
+        MAX = polling.MAX_COUNT
+
+        def count(value, field):
+            if type(value) is not int or not 0 <= value <= MAX:
+                raise polling.PollError(
+                    f"The agent sent an invalid source list ({field}: {str(value)[:40]})."
+                )
+            return value
+
+        def moment(value, field):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except (TypeError, ValueError):
+                raise polling.PollError(f"The agent sent an invalid source list ({field}).") from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+        def page(data):
+            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+                raise polling.PollError("The agent sent an invalid source list (results).")
+            nxt = data.get("next")
+            if nxt is not None and (not isinstance(nxt, str) or len(nxt) > 2000):
+                raise polling.PollError("The agent sent an invalid source list (next).")
+            if len(data["results"]) > 1000:
+                raise polling.PollError("The agent sent an invalid source list (results: too many).")
+            results = []
+            for s in data["results"]:
+                users = s.get("users") if isinstance(s, dict) else None
+                ip = s.get("ip") if isinstance(s, dict) else None
+                if (
+                    not isinstance(ip, str)
+                    or not ip
+                    or len(ip) > 255
+                    or not isinstance(users, list)
+                    or len(users) > 20
+                ):
+                    raise polling.PollError("The agent sent an invalid source list (ip/users).")
+                if not all(isinstance(u, str) and len(u) <= 128 for u in users):
+                    raise polling.PollError("The agent sent an invalid source list (users).")
+                results.append(
+                    {
+                        "ip": ip,
+                        "sessions": count(s.get("sessions"), "sessions"),
+                        "failed_attempts": count(s.get("failed_attempts"), "failed_attempts"),
+                        "accepted": count(s.get("accepted"), "accepted"),
+                        "users": users,
+                        "first_seen": moment(s.get("first_seen"), "first_seen"),
+                        "last_seen": moment(s.get("last_seen"), "last_seen"),
+                    }
+                )
+            return {"next": nxt, "results": results}
+
+        def validated(serializer_class, data, what):
+            if serializer_class is polling.SourcePageSerializer:
+                return page(data)
+            return original(serializer_class, data, what)
+
+        polling.validated = validated
+    elif name == "rows-outside-tx":
+        # store_day builds its HostSource objects before taking the write lock, not inside it.
+        HostDay, HostSource = polling.HostDay, polling.HostSource
+        fields = (*polling.COUNT_FIELDS, "unique_sources")
+
+        def store_day(host, day, row, sources):
+            seen = {source["ip"]: source for source in sources}
+            objs = [HostSource(host=host, day=day, **source) for source in seen.values()]
+            now = polling.timezone.now()
+            with transaction.atomic():
+                HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row, now))
+                HostSource.objects.filter(host=host, day=day).delete()
+                HostSource.objects.bulk_create(objs, batch_size=500)
+
+        polling.store_day = store_day
+    elif name == "raw-insert":
+        # store_day inserts its sources with one executemany of plain tuples (built before the
+        # transaction) instead of building HostSource instances and letting bulk_create
+        # prepare every field of every instance. Same columns, same values.
+        from django.db import connection
+
+        HostDay, HostSource = polling.HostDay, polling.HostSource
+        fields = (*polling.COUNT_FIELDS, "unique_sources")
+        table = HostSource._meta.db_table
+        columns = "host_id, day, ip, sessions, failed_attempts, accepted, users, first_seen, last_seen"
+
+        def store_day(host, day, row, sources):
+            ops = connection.ops
+            seen = {source["ip"]: source for source in sources}
+            users = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+            sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, {users}, %s, %s)"
+            day_value = ops.adapt_datefield_value(day)
+            params = [
+                (host.pk, day_value, s["ip"], s["sessions"], s["failed_attempts"], s["accepted"],
+                 json.dumps(s["users"]), ops.adapt_datetimefield_value(s["first_seen"]),
+                 ops.adapt_datetimefield_value(s["last_seen"]))
+                for s in seen.values()
+            ]  # fmt: skip
+            now = polling.timezone.now()
+            with transaction.atomic():
+                HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row, now))
+                HostSource.objects.filter(host=host, day=day).delete()
+                with connection.cursor() as cursor:
+                    cursor.executemany(sql, params)
+
+        polling.store_day = store_day
+    elif name == "one-writer":
+        # poll_host split in two phases: fetch and validate everything with no database writes
+        # (reads only), then write the whole host in ONE transaction; every write (claim, the
+        # transaction, release, a failure) under one process-wide lock, so threads wait on a
+        # Python lock, woken at once, instead of in SQLite's busy handler, which sleeps up to
+        # 100 ms between tries and leaves the database idle meanwhile (and starves some waiters
+        # past the 30 s timeout). Same rows stored as fetch_and_store.
+        from datetime import timedelta as td
+
+        from django.utils import timezone
+
+        gate = threading.Lock()
+        Host, HostDay, HostSource = polling.Host, polling.HostDay, polling.HostSource
+        fields = (*polling.COUNT_FIELDS, "unique_sources")
+
+        def fetch(host, agent):
+            health = polling.validated(polling.HealthSerializer, agent.get("/api/v1/health/"), "health")
+            today = timezone.localdate()
+            start = today - td(days=settings.ALPHA_BACKFILL_DAYS - 1)
+            since = max(start, host.polled_through + td(days=1)) if host.polled_through else start
+            until = today + td(days=1)
+            days = polling.validated(
+                polling.RangeSerializer,
+                agent.get("/api/v1/logins/", {"since": since, "until": until}),
+                "day list",
+            )
+            reported = {r["date"]: r for r in days["days"] if since <= r["date"] <= until}
+            stored = {r.day: r for r in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
+            unchanged, changed = [], {}
+            for day, row in sorted(reported.items()):
+                previous = stored.get(day)
+                if previous is not None and all(getattr(previous, f) == row[f] for f in fields):
+                    unchanged.append(previous.pk)
+                else:
+                    detail = polling.fetch_day(agent, day) if hasattr(polling, "fetch_day") else row
+                    changed[day] = (detail, polling.fetch_sources(agent, day))
+            return health, today, since, until, reported, unchanged, changed
+
+        def write(host, plan):
+            health, today, since, until, reported, unchanged, changed = plan
+            with transaction.atomic():
+                if unchanged:
+                    HostDay.objects.filter(pk__in=unchanged).update(polled_at=timezone.now())
+                for day, (row, sources) in changed.items():
+                    polling.store_day(host, day, row, sources)  # a savepoint in this transaction
+                HostDay.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
+                    day__in=list(reported)
+                ).delete()
+                HostSource.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
+                    day__in=list(reported)
+                ).delete()
+                polling.record_success(host, health, polled_through=today - td(days=2))
+
+        def poll_host(host_id):
+            with gate:
+                if not polling.claim(host_id):
+                    return ""
+            try:
+                host = Host.objects.get(pk=host_id)
+                agent = polling.AgentConnection.open(host)
+                try:
+                    plan = fetch(host, agent)
+                except polling.PollError as exc:
+                    with gate:
+                        polling.record_failure(host, str(exc))
+                    return host.state
+                except Exception:
+                    polling.logger.exception("Polling %s failed unexpectedly", host.name)
+                    with gate:
+                        polling.record_failure(
+                            host, "Polling failed unexpectedly; see the central server's log."
+                        )
+                    return host.state
+                finally:
+                    agent.close()
+                with gate:
+                    write(host, plan)
+                return host.state
+            finally:
+                with gate:
+                    polling.release(host_id)
+
+        polling.poll_host = poll_host
+    else:
+        raise SystemExit(f"unknown variant {name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark (parent)
+# --------------------------------------------------------------------------------------------
+
+
+def http_get(port: int, path: str) -> dict:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("GET", path)
+    body = conn.getresponse().read()
+    conn.close()
+    return json.loads(body)
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds all processes of the machine used so far (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(limit: float, sim_pid: int | None = None) -> str:
+    """Wait up to `limit` s until the rest of the machine uses < 0.3 cores (3 s in a row): other
+    work on this 2-core machine skews every number here. Returns a note for the report."""
+    if limit <= 0:
+        return ""
+    started = time.perf_counter()
+    calm = 0
+    busy = 0.0
+    while time.perf_counter() - started < limit:
+        b0, s0 = machine_busy(), proc_cpu(sim_pid) if sim_pid else 0.0
+        time.sleep(1.0)
+        busy = machine_busy() - b0 - ((proc_cpu(sim_pid) - s0) if sim_pid else 0.0)
+        calm = calm + 1 if busy < 0.3 else 0
+        if calm >= 3:
+            waited = time.perf_counter() - started
+            return f"(waited {waited:.0f} s for a quiet machine)" if waited > 4 else ""
+    return f"(WARNING: machine still busy after {limit:.0f} s: {busy:.1f} cores used by other processes)"
+
+
+def child(mode: str, cfg: dict, env: dict) -> dict | list:
+    proc = subprocess.run(
+        [PYTHON, __file__, mode, json.dumps(cfg)], env=env, cwd=PROJECT_DIR, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
+        raise SystemExit(f"{mode} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def poller_env(data_dir: str, database_url: str, args) -> dict:
+    env = dict(os.environ)
+    for name in list(env):
+        if name.startswith(("ALPHA_", "DATABASE_URL", "CELERY_")):
+            env.pop(name)
+    env.update(
+        SECRET_KEY="bench-fleet-not-a-secret-" + "x" * 20,
+        DEBUG="0",
+        ALPHA_DATA_DIR=data_dir,
+        DATABASE_URL=database_url,
+        TIME_ZONE="UTC",
+        ALPHA_ROLE="central",
+        LOG_LEVEL="WARNING",
+        ALPHA_POLL_CONCURRENCY=str(args.concurrency),
+        ALPHA_POLL_CONNECT_TIMEOUT=str(args.connect_timeout),
+        ALPHA_POLL_READ_TIMEOUT=str(args.read_timeout),
+        ALPHA_BACKFILL_DAYS="30",
+    )
+    return env
+
+
+def create_postgres() -> tuple[str | None, str]:
+    if not port_open("127.0.0.1", 5432):
+        return None, "nothing listening on 127.0.0.1:5432"
+    import psycopg
+
+    name = f"alpha_fleet_{os.getpid()}_{int(time.time())}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        return None, f"cannot create a database as postgres: {str(exc).strip()}"
+    return f"postgres://postgres@127.0.0.1:5432/{name}", ""
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def fresh_database(work: str, label: str, backend: str, args, cfg: dict) -> tuple[str, dict, str | None]:
+    """A migrated database with the fleet's Host rows: (url, env, postgres url to drop)."""
+    data_dir = os.path.join(work, label)
+    os.makedirs(data_dir, exist_ok=True)
+    pg = None
+    if backend == "sqlite":
+        url = f"sqlite:///{os.path.join(data_dir, 'db.sqlite3')}"
+    else:
+        pg, reason = create_postgres()
+        if pg is None:
+            raise RuntimeError(reason)
+        url = pg
+    env = poller_env(data_dir, url, args)
+    manage("migrate", "-v0", env=env)
+    child("_setup", cfg, env)
+    return url, env, pg
+
+
+def check(result: dict, label: str, failures: list[str]) -> str:
+    line = (
+        f"answering {result['answering_ok']}/{result['answering']} exact "
+        f"({result['days']:,} days, {result['sources']:,} sources), "
+        f"silent {result['silent_ok']}/{result['silent']} as expected, states {result['states']}"
+    )
+    if result["n_problems"]:
+        failures.append(f"{label}: {result['n_problems']} hosts wrong, e.g. {result['problems'][:3]}")
+        line += f"  WRONG: {result['n_problems']} hosts"
+    return line
+
+
+def run_round(label: str, env: dict, sim: subprocess.Popen, work: str) -> dict:
+    cpu0, busy0 = proc_cpu(sim.pid), machine_busy()
+    timed = run_timed([PYTHON, MANAGE, "poll_hosts", "--once"], env=env)
+    sim_cpu = proc_cpu(sim.pid) - cpu0
+    others = machine_busy() - busy0 - sim_cpu - timed.cpu_seconds
+    m = re.search(r"Polled in ([\d.]+) s: (.*)\.", timed.stdout)
+    lines = [line for line in timed.stderr.splitlines() if line.strip()]
+    unexpected = sum("failed unexpectedly" in line for line in lines)
+    locked = sum(line.startswith("django.db.utils.OperationalError: database is locked") for line in lines)
+    crashed = timed.returncode != 0
+    if crashed or lines:
+        with open(os.path.join(work, f"{label}-stderr.txt"), "w") as f:
+            f.write(timed.stderr)
+    summary = m.group(2) if m else timed.stdout.strip()
+    if crashed:
+        last = lines[-1] if lines else ""
+        summary = f"ROUND ABORTED (exit {timed.returncode}) after {timed.seconds:.1f} s: {last[:160]}"
+    return {
+        "round": float(m.group(1)) if m else timed.seconds,
+        "summary": summary,
+        "crashed": crashed,
+        "wall": timed.seconds,
+        "cpu": timed.cpu_seconds,
+        "rss": timed.max_rss_mb,
+        "sim_cpu": sim_cpu,
+        "others": others,
+        "stderr_lines": len(lines),
+        "unexpected": unexpected,
+        "locked": locked,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--silent-share", type=float, default=0.10)
+    ap.add_argument("--days", type=int, default=2, help="days of data per host, ending today (30: backfill)")
+    ap.add_argument("--sources", default="200-400", help="sources per host and day, MIN-MAX")
+    ap.add_argument("--page-size", type=int, default=250, help="the simulator's largest page")
+    ap.add_argument(
+        "--next-with-prefix",
+        action="store_true",
+        help="next links keep the /h/N prefix (agent behind a path proxy)",
+    )
+    ap.add_argument("--concurrency", type=int, default=64, help="ALPHA_POLL_CONCURRENCY")
+    ap.add_argument("--connect-timeout", type=float, default=3.0, help="ALPHA_POLL_CONNECT_TIMEOUT")
+    ap.add_argument("--read-timeout", type=float, default=10.0, help="ALPHA_POLL_READ_TIMEOUT")
+    ap.add_argument("--rounds", type=int, default=3, choices=[0, 1, 2, 3], help="0: only the what-ifs")
+    ap.add_argument("--seq-silent", type=int, default=5, help="silent hosts polled in the sequential run")
+    ap.add_argument("--no-sequential", action="store_true")
+    ap.add_argument("--seq-backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--postgres", action="store_true", help="rounds on PostgreSQL instead of SQLite")
+    ap.add_argument("--both", action="store_true", help="rounds on SQLite and on PostgreSQL")
+    ap.add_argument("--profile", action="store_true", help="also an instrumented in-process R1 + R2")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="what-if for --profile / --processes, repeatable: shared-ssl, plain-validate, rows-outside-tx, "
+        "raw-insert, one-writer",
+    )
+    ap.add_argument(
+        "--processes", type=int, default=0, help="what-if: R1 + R2 split over K poll_round processes"
+    )
+    ap.add_argument("--what-if-backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--what-if-hosts", type=int, default=0, help="profile / processes: only hosts 1..N")
+    ap.add_argument(
+        "--what-if-concurrency", type=int, default=0, help="threads per process (default --concurrency)"
+    )
+    ap.add_argument(
+        "--wait-quiet", type=float, default=180, help="max s to wait for an idle machine before a timed phase"
+    )
+    ap.add_argument("--sim-lifetime", type=float, default=3600, help="the simulator stops after this")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (databases)")
+    args = ap.parse_args()
+    lo, hi = (int(x) for x in args.sources.split("-"))
+
+    today = datetime.now(UTC).date()
+    cfg = {
+        "hosts": args.hosts,
+        "silent_share": args.silent_share,
+        "days": args.days,
+        "sources_min": lo,
+        "sources_max": hi,
+        "page_size": args.page_size,
+        "today": today.isoformat(),
+        "lifetime": args.sim_lifetime,
+        "next_prefix": args.next_with_prefix,
+    }
+    silent = silent_hosts(args.hosts, args.silent_share)
+    answering = [n for n in range(1, args.hosts + 1) if n not in silent]
+    backends = ["sqlite", "postgresql"] if args.both else ["postgresql"] if args.postgres else ["sqlite"]
+    os.makedirs(OUT_DIR, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="fleet-", dir=OUT_DIR)
+    failures: list[str] = []
+    to_drop: list[str] = []
+    report: dict = {}
+    print(
+        f"fleet: {args.hosts} hosts ({len(silent)} silent), {args.days} day(s) each ending {today} (UTC), "
+        f"{lo}-{hi} sources/day, simulator pages of <= {args.page_size}; poller: "
+        f"ALPHA_POLL_CONCURRENCY={args.concurrency}, connect {args.connect_timeout:g} s, "
+        f"read {args.read_timeout:g} s, {os.cpu_count()} CPUs"
+    )
+    git = subprocess.run(
+        ["git", "-C", PROJECT_DIR, "log", "-1", "--format=%h %cI"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [
+            "git",
+            "-C",
+            PROJECT_DIR,
+            "status",
+            "--porcelain",
+            "--",
+            "inventory_app",
+            "alphaproject",
+            "collector",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"code: commit {git or 'unknown (not a git checkout)'}{' + uncommitted changes' if dirty else ''}")
+    started = time.perf_counter()
+    sim = subprocess.Popen(
+        [PYTHON, __file__, "_serve", json.dumps(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=PROJECT_DIR,
+        text=True,
+    )
+    try:
+        ready = sim.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise RuntimeError(f"the simulator did not start: {ready}")
+        port = int(ready[1])
+        cfg["port"] = port
+        print(f"simulator: pid {sim.pid}, port {port}, data built in {ready[2]} s")
+
+        for backend in backends:
+            try:
+                url, env, pg = fresh_database(work, f"rounds-{backend}", backend, args, cfg)
+            except RuntimeError as exc:
+                print(f"[{backend}] skipped: {exc}")
+                continue
+            if pg:
+                to_drop.append(pg)
+            rounds = report.setdefault(backend, {})
+            for r in range(1, args.rounds + 1):
+                gen = 0 if r == 1 else 1
+                http_get(port, f"/_ctl/gen/{gen}")
+                quiet = wait_quiet(args.wait_quiet, sim.pid)
+                res = run_round(f"{backend}-R{r}", env, sim, work)
+                res["verify"] = child("_verify", {**cfg, "gen": gen, "failures": r, "numbers": list(range(1, args.hosts + 1))}, env)  # fmt: skip
+                rounds[f"R{r}"] = res
+                what = {1: "first poll", 2: "today grew", 3: "nothing changed"}[r]
+                print(
+                    f"[{backend}] R{r} ({what}): round {res['round']:.2f} s "
+                    f"({args.hosts / res['round']:.0f} hosts/s; process {res['wall']:.2f} s, "
+                    f"cpu {res['cpu']:.1f} s, peak RSS {res['rss']:.0f} MB; simulator cpu {res['sim_cpu']:.1f} s, "
+                    f"rest of the machine {res['others']:.1f} s) "
+                    f"-> {res['summary']} {quiet}"
+                )
+                print(f"    check: {check(res['verify'], f'{backend} R{r}', failures)}")
+                if res["stderr_lines"]:
+                    print(
+                        f"    poller stderr: {res['stderr_lines']} lines, {res['unexpected']} hosts 'failed "
+                        f"unexpectedly', {res['locked']} 'database is locked' tracebacks"
+                    )
+                if res["crashed"]:
+                    failures.append(f"{backend} R{r}: poll_hosts --once aborted the round: {res['summary']}")
+                    if r < args.rounds:
+                        print(f"    [{backend}] later rounds skipped: this round was aborted")
+                    break
+
+        if not args.no_sequential:
+            sb = args.seq_backend
+            url, env, pg = fresh_database(work, "sequential", sb, args, cfg)
+            if pg:
+                to_drop.append(pg)
+            sample_silent = sorted(silent)[: args.seq_silent]
+            seq = {}
+            for p, gen in ((1, 0), (2, 1)):
+                http_get(port, f"/_ctl/gen/{gen}")
+                numbers = sorted(answering + (sample_silent if p == 1 else []))
+                quiet = wait_quiet(args.wait_quiet, sim.pid)
+                busy0, cpu0 = machine_busy(), proc_cpu(sim.pid)
+                res = child("_seq", {**cfg, "numbers": numbers}, env)
+                others = machine_busy() - busy0 - (proc_cpu(sim.pid) - cpu0) - res["cpu"]
+                res["verify"] = child("_verify", {**cfg, "gen": gen, "failures": 1, "numbers": numbers}, env)
+                seq[p] = res
+                silent_times = seq[1]["silent"]
+                mean_silent = sum(silent_times) / len(silent_times) if silent_times else 0.0
+                measured = sum(res["answering"])
+                total = measured + len(silent) * mean_silent
+                res["total"] = total
+                print(
+                    f"[{sb}] sequential pass {p} (same work as R{p}): {len(res['answering'])} answering hosts "
+                    f"measured {measured:.2f} s ({len(res['answering']) / measured:.1f} hosts/s, "
+                    f"{1000 * measured / len(res['answering']):.1f} ms each, cpu {res['cpu']:.1f} s)"
+                    + (
+                        f"; {len(silent_times)} silent hosts measured {sum(silent_times):.2f} s "
+                        f"({mean_silent:.2f} s each)"
+                        if p == 1
+                        else f"; silent hosts' time from pass 1 ({mean_silent:.2f} s each)"
+                    )
+                    + f"; EXTRAPOLATED total for all {args.hosts}: {measured:.1f} + {len(silent)} x "
+                    f"{mean_silent:.2f} = {total:.0f} s (rest of the machine meanwhile: cpu {others:.1f} s) {quiet}"
+                )
+                print(f"    check: {check(res['verify'], f'sequential {p}', failures)}")
+                for backend in backends:
+                    rr = report.get(backend, {}).get(f"R{p}")
+                    if rr:
+                        print(
+                            f"    ratio sequential ({sb}) / concurrent R{p} ({backend}"
+                            f"{', ABORTED' if rr['crashed'] else ''}): {total / rr['round']:.1f}x; "
+                            f"answering hosts alone: {measured:.1f} s sequential"
+                        )
+            report["sequential"] = seq
+
+        label = "+".join(args.variant) or "as is"
+        limit = args.what_if_hosts or args.hosts
+        numbers = list(range(1, limit + 1))
+        if args.profile:
+            url, env, pg = fresh_database(work, "profile", args.what_if_backend, args, cfg)
+            if pg:
+                to_drop.append(pg)
+            quiet = wait_quiet(args.wait_quiet, sim.pid)
+            busy0 = machine_busy()
+            prof = child(
+                "_profile",
+                {**cfg, "gens": [0, 1], "variants": args.variant, "limit": limit,
+                 "concurrency": args.what_if_concurrency},
+                env,
+            )  # fmt: skip
+            report["profile"] = prof
+            busy = machine_busy() - busy0 - sum(p["cpu"] for p in prof)
+            print(
+                f"[profile] rest of the machine during R1 + R2 (incl. simulator, database): cpu {busy:.1f} s {quiet}"
+            )
+            verdict = check(child("_verify", {**cfg, "gen": 1, "failures": 2, "numbers": numbers}, env), "profile", failures)  # fmt: skip
+            for p in prof:
+                print(
+                    f"[profile {args.what_if_backend}, {label}, {limit} hosts, "
+                    f"{args.what_if_concurrency or args.concurrency} threads] "
+                    f"{'R1' if p['gen'] == 0 else 'R2'}: wall {p['wall']:.2f} s, "
+                    f"process cpu {p['cpu']:.1f} s ({p['cpu'] / p['wall']:.2f} cores) -> {p['states']}"
+                )
+                total = p["steps"].get("poll_host (total)", [0, 0, 0])
+                named = {k: v for k, v in p["steps"].items() if k != "poll_host (total)"}
+                rest = [
+                    total[0] - sum(v[0] for v in named.values()),
+                    total[1] - sum(v[1] for v in named.values()),
+                ]
+                for name, (wall, cpu, count) in sorted(named.items(), key=lambda kv: -kv[1][1]):
+                    print(f"    {name:32s} {count:6d} calls  thread cpu {cpu:6.1f} s  wall {wall:7.1f} s")
+                print(
+                    f"    {'other (claim, ORM, saves, waits)':32s} {'':6s}        thread cpu {rest[1]:6.1f} s  "
+                    f"wall {rest[0]:7.1f} s"
+                )
+            print(f"    check after R2: {verdict}")
+        if args.processes:
+            url, env, pg = fresh_database(work, "processes", args.what_if_backend, args, cfg)
+            if pg:
+                to_drop.append(pg)
+            for r, gen in ((1, 0), (2, 1)):
+                http_get(port, f"/_ctl/gen/{gen}")
+                quiet = wait_quiet(args.wait_quiet, sim.pid)
+                cpu0, busy0 = proc_cpu(sim.pid), machine_busy()
+                w0 = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [PYTHON, __file__, "_part", json.dumps(
+                            {**cfg, "part": i, "parts": args.processes, "variants": args.variant,
+                             "limit": limit, "concurrency": args.what_if_concurrency})],
+                        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    )
+                    for i in range(args.processes)
+                ]  # fmt: skip
+                outs = [proc.communicate() for proc in procs]
+                wall = time.perf_counter() - w0
+                busy1, sim1 = machine_busy(), proc_cpu(sim.pid)
+                parts = []
+                for proc, (out, err) in zip(procs, outs, strict=True):
+                    if proc.returncode != 0:
+                        last = [line for line in err.splitlines() if line.strip()][-1:] or [""]
+                        print(f"    a poll_round process exited {proc.returncode}: {last[0][:200]}")
+                        failures.append(f"processes R{r}: a poll_round process exited {proc.returncode}")
+                        parts.append({"wall": float("nan"), "cpu": float("nan"), "states": {"ABORTED": 1}})
+                    else:
+                        parts.append(json.loads(out.strip().splitlines()[-1]))
+                verdict = check(child("_verify", {**cfg, "gen": gen, "failures": r, "numbers": numbers}, env), f"processes R{r}", failures)  # fmt: skip
+                parts_text = ", ".join(f"{p['wall']:.1f}" for p in parts)
+                rest = busy1 - busy0 - sum(p["cpu"] for p in parts) - (sim1 - cpu0)
+                print(
+                    f"[{args.processes} processes {args.what_if_backend}, {label}, {limit} hosts, "
+                    f"{args.what_if_concurrency or args.concurrency} threads each] R{r}: wall {wall:.2f} s "
+                    f"(incl. ~1 s Django start-up per process; parts {parts_text} s, "
+                    f"cpu {sum(p['cpu'] for p in parts):.1f} s; simulator cpu {sim1 - cpu0:.1f} s; rest of the "
+                    f"machine incl. the database {rest:.1f} s) {quiet}"
+                )
+                print(f"    check: {verdict}")
+
+        # Summary: the target, per backend polled with the code as it is
+        for backend in backends:
+            if not report.get(backend, {}).get("R1"):
+                continue
+            r1 = report[backend]["R1"]
+            ok1 = not r1["verify"]["n_problems"] and not r1["crashed"]
+            down = report[backend].get("R2", {}).get("verify", {})
+            marked_down = bool(down) and down["silent_ok"] == down["silent"] and not down["n_problems"]
+            met = r1["round"] <= TARGET_SECONDS and ok1 and marked_down
+            print(
+                f"TARGET ({backend}): R1 {r1['round']:.1f} s (<= {TARGET_SECONDS:.0f} s: "
+                f"{r1['round'] <= TARGET_SECONDS}), answering hosts all exact: {ok1}, silent ones down "
+                f"after R2: {marked_down if down else 'not run'} -> {'MET' if met else 'MISSED'}"
+            )
+        if datetime.now(UTC).date() != today:
+            failures.append("the run crossed midnight UTC: the days moved; run again")
+    finally:
+        try:
+            sim.stdin.close()
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.terminate()
+            sim.wait()
+        for url in to_drop:
+            drop_postgres(url)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+    print(f"total benchmark time {time.perf_counter() - started:.0f} s")
+    for failure in failures:
+        print(f"CORRECTNESS FAILURE: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1].startswith("_"):
+        mode, cfg = sys.argv[1], json.loads(sys.argv[2])
+        {
+            "_serve": serve_main,
+            "_setup": setup_main,
+            "_verify": verify_main,
+            "_seq": sequential_main,
+            "_profile": profile_main,
+            "_part": part_main,
+        }[mode](cfg)
+    else:
+        sys.exit(main())

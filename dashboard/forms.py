@@ -1,0 +1,56 @@
+"""The dashboard's query parameters: a date range (?since=&until=) and, on a host, a day (?day=).
+
+Bad input never becomes a 500: the form carries a message, and the page falls back to the
+default range (see views.range_or_default).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.utils import timezone
+
+DEFAULT_DAYS = 14
+# As the central API: more than a year of days is more than a chart can show.
+MAX_DAYS = 400
+DATE_FORMATS = ["%Y-%m-%d"]
+
+
+def default_range(today: date | None = None) -> tuple[date, date]:
+    until = today or timezone.localdate()
+    return until - timedelta(days=DEFAULT_DAYS - 1), until
+
+
+class RangeForm(forms.Form):
+    since = forms.DateField(input_formats=DATE_FORMATS, required=False)
+    until = forms.DateField(input_formats=DATE_FORMATS, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        until = data.get("until") or timezone.localdate()
+        try:
+            since = data.get("since") or until - timedelta(days=DEFAULT_DAYS - 1)
+        except OverflowError:  # until in the first days of year 1
+            raise forms.ValidationError("until is too early for the default range; give since.") from None
+        if since > until:
+            raise forms.ValidationError("since must not be after until.")
+        if (until - since).days + 1 > MAX_DAYS:
+            raise forms.ValidationError(f"A range may cover at most {MAX_DAYS} days.")
+        data.update(since=since, until=until)
+        return data
+
+    def message(self) -> str:
+        """The errors as one sentence a person can act on (field errors name their field)."""
+        parts = []
+        for field, errors in self.errors.items():
+            prefix = "" if field == NON_FIELD_ERRORS else f"{field}: "
+            parts.extend(f"{prefix}{error}" for error in errors)
+        return " ".join(parts)
+
+
+class HostRangeForm(RangeForm):
+    day = forms.DateField(input_formats=DATE_FORMATS, required=False)

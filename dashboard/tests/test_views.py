@@ -1,0 +1,468 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dashboard import queries
+from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
+
+DAY = date(2026, 3, 2)
+SINCE = DAY - timedelta(days=6)
+RANGE = {"since": SINCE.isoformat(), "until": DAY.isoformat()}
+COUNTS = (
+    "sessions",
+    "accepted",
+    "failed_attempts",
+    "failed_sessions",
+    "invalid_user_sessions",
+    "preauth_only",
+    "unique_sources",
+)
+HOSTILE = "<img src=x onerror=alert(1)>"
+ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
+SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
+STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
+
+PAGES = ["/", "/hosts/web1/", "/days/2026-03-02/", "/attackers/"]
+DATA = [
+    "/dashboard/data/connections/",
+    "/dashboard/data/outcomes/",
+    "/dashboard/data/hosts/web1/outcomes/",
+    "/dashboard/data/hosts/web1/users/",
+    "/dashboard/data/attackers/",
+]
+DAY_DATA = "/dashboard/data/days/2026-03-02/hosts/"
+
+
+def make_host(name: str, state: str = OK, **fields) -> Host:
+    return Host.objects.create(name=name, url=f"http://{name}.example:8001", token="t" * 20, state=state,
+                               **fields)  # fmt: skip
+
+
+def store_day(host: Host, day: date, base: int, top_users: list | None = None) -> HostDay:
+    counts = {name: base + i for i, name in enumerate(COUNTS)}
+    return HostDay.objects.create(host=host, day=day, top_users=top_users or [], **counts)
+
+
+def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int, day: date = DAY,
+                 users: list | None = None, seen: datetime = SEEN) -> HostSource:  # fmt: skip
+    return HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
+                                     accepted=accepted, users=users or ["root"], first_seen=seen,
+                                     last_seen=seen + timedelta(minutes=5))  # fmt: skip
+
+
+class DashboardTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.user = User.objects.create_user("carol", password="a long test password")
+        cls.web1 = make_host("web1", last_success_at=timezone.now(), agent_version="1.4.0", unread_bytes=512,
+                             last_event_at=SEEN)  # fmt: skip
+        cls.web2 = make_host("web2", DOWN, last_error=f"Cannot connect: {HOSTILE}", consecutive_failures=3)
+        cls.web3 = make_host("web3", NEVER_POLLED)
+        users = [{"user": HOSTILE, "sessions": 9, "failed_attempts": 20, "accepted": 0},
+                 {"user": "root", "sessions": 4, "failed_attempts": 8, "accepted": 1}]  # fmt: skip
+        for i in range(7):
+            store_day(cls.web1, SINCE + timedelta(days=i), 10 * i, users)
+            store_day(cls.web2, SINCE + timedelta(days=i), 100 + i)
+        store_day(cls.web1, SINCE - timedelta(days=1), 5000)  # outside the range
+        store_day(cls.web1, timezone.localdate(), 7000)  # today (after DAY): the host table's counts
+        # Failed on two hosts, never logged in: not flagged.
+        store_source(cls.web1, "203.0.113.1", 30, 90, 0, users=[HOSTILE, "admin"])
+        store_source(cls.web2, "203.0.113.1", 20, 60, 0, day=DAY - timedelta(days=1))
+        # Failed on web2, logged in on web1: flagged, although it failed less.
+        store_source(cls.web1, "198.51.100.7", 1, 0, 1)
+        store_source(cls.web2, "198.51.100.7", 4, 12, 0)
+        # Mistyped then logged in, on one host: flagged too (both outcomes in the fleet).
+        store_source(cls.web1, "192.0.2.5", 3, 2, 1)
+        # Only ever logged in: listed, not flagged.
+        store_source(cls.web1, "192.0.2.8", 1, 0, 1)
+        # Before the range: left out.
+        store_source(cls.web1, "192.0.2.99", 50, 500, 1, day=SINCE - timedelta(days=1))
+
+    def setUp(self):
+        self.client.force_login(self.user)
+
+    def get_json(self, url: str, **params) -> dict:
+        response = self.client.get(url, params or RANGE)
+        self.assertEqual(response.status_code, 200, url)
+        self.assertEqual(response["Content-Type"], "application/json")
+        return response.json()
+
+    # --- Login ----------------------------------------------------------------------------------
+
+    def test_it_sends_anonymous_visitors_to_the_login_page(self):
+        self.client.logout()
+        for url in [*PAGES, *DATA, DAY_DATA]:
+            response = self.client.get(url)
+            self.assertEqual(response.status_code, 302, url)
+            self.assertEqual(response["Location"], f"/accounts/login/?next={url}")
+
+    def test_it_logs_in_and_out_with_csrf_protected_forms(self):
+        self.client.logout()
+        browser = self.client_class(enforce_csrf_checks=True)
+        page = browser.get("/accounts/login/?next=/attackers/")
+        self.assertEqual(page.status_code, 200)
+        self.assertContains(page, 'name="csrfmiddlewaretoken"')
+        self.assertContains(page, 'type="submit"')
+        self.assertContains(page, 'name="username"')
+        self.assertContains(page, 'name="password"')
+        # Without the token the login is refused; with it, the user lands where they were going.
+        credentials = {"username": "carol", "password": "a long test password", "next": "/attackers/"}
+        self.assertEqual(browser.post("/accounts/login/", credentials).status_code, 403)
+        token = page.context["csrf_token"]
+        response = browser.post("/accounts/login/", {**credentials, "csrfmiddlewaretoken": str(token)})
+        self.assertRedirects(response, "/attackers/", fetch_redirect_response=False)
+        overview = browser.get("/")
+        self.assertEqual(overview.status_code, 200)
+        # Logging out is a POST form in the navigation, with its token; GET does nothing.
+        self.assertRegex(
+            overview.content.decode(),
+            r'<form class="logout" method="post" action="/accounts/logout/">\s*<input type="hidden" name="csrfmiddlewaretoken"',
+        )
+        self.assertEqual(browser.get("/accounts/logout/").status_code, 405)
+        token = overview.context["csrf_token"]
+        response = browser.post("/accounts/logout/", {"csrfmiddlewaretoken": str(token)})
+        self.assertRedirects(response, "/accounts/login/", fetch_redirect_response=False)
+        self.assertEqual(browser.get("/").status_code, 302)
+
+    def test_it_rejects_a_wrong_password(self):
+        self.client.logout()
+        response = self.client.post("/accounts/login/", {"username": "carol", "password": "wrong"})
+        self.assertContains(response, "did not match", status_code=200)
+        self.assertEqual(self.client.get("/").status_code, 302)
+
+    # --- Pages ----------------------------------------------------------------------------------
+
+    def test_it_shows_every_page_with_the_navigation_and_its_charts(self):
+        today = timezone.localdate().isoformat()
+        for url in PAGES:
+            response = self.client.get(url, RANGE if url != PAGES[2] else {})
+            self.assertEqual(response.status_code, 200, url)
+            html = response.content.decode()
+            self.assertIn('<main id="content">', html)
+            nav = re.search(r"<nav .*?</nav>", html, re.S).group(0)
+            for link in ['href="/"', 'href="/#hosts"', f'href="/days/{today}/"', 'href="/attackers/"']:
+                self.assertIn(link, nav, url)
+            # Not staff: no admin link.
+            self.assertNotIn('href="/admin/"', nav)
+            # Every chart names JSON that answers in Chart.js's shape.
+            canvases = re.findall(r'<canvas class="chart" data-url="([^"]+)"', html)
+            self.assertTrue(canvases, url)
+            for data_url in canvases:
+                data = self.get_json(data_url.replace("&amp;", "&"), x="")
+                self.assertEqual(set(data), {"labels", "datasets"})
+            self.assertEqual(response["Content-Security-Policy"].split(";")[0], "default-src 'self'")
+
+    def test_it_links_staff_to_the_admin(self):
+        self.user.is_staff = True
+        self.user.save()
+        response = self.client.get("/")
+        self.assertContains(response, 'href="/admin/"')
+
+    def test_it_loads_only_its_own_scripts_and_vendored_chartjs(self):
+        for url in PAGES:
+            html = self.client.get(url).content.decode()
+            # No inline scripts (data goes through data- attributes and JSON), nothing off-site.
+            scripts = re.findall(r"<script([^>]*)>", html)
+            self.assertTrue(scripts)
+            for attributes in scripts:
+                self.assertRegex(attributes, r'src="/static/dashboard/')
+            # No event handler attributes (quoted values, where escaped log text lives, aside).
+            tags = [re.sub(r'"[^"]*"', '""', tag) for tag in re.findall(r"<[^>]+>", html)]
+            self.assertEqual([tag for tag in tags if re.search(r"\son\w+\s*=", tag)], [])
+            self.assertIn("/static/dashboard/vendor/chart-", html)
+        vendored = sorted(p.name for p in (STATIC / "vendor").glob("chart-*"))
+        self.assertEqual(len(vendored), 2)
+        version = vendored[0].removeprefix("chart-").removesuffix(".LICENSE.md")
+        self.assertEqual(vendored, [f"chart-{version}.LICENSE.md", f"chart-{version}.umd.min.js"])
+        self.assertIn(f"Chart.js v{version}", (STATIC / "vendor" / vendored[1]).read_text()[:200])
+        self.assertIn("MIT License", (STATIC / "vendor" / vendored[0]).read_text())
+        for page in ("charts", "overview", "host", "day", "attackers"):
+            self.assertTrue((STATIC / "js" / f"{page}.js").exists(), page)
+            self.assertNotIn("innerHTML", (STATIC / "js" / f"{page}.js").read_text())
+
+    # --- Overview -------------------------------------------------------------------------------
+
+    def test_it_totals_the_range_as_the_sums_of_its_days(self):
+        response = self.client.get("/", RANGE)
+        totals = response.context["totals"]
+        days = HostDay.objects.filter(day__gte=SINCE, day__lte=DAY)
+        for name in ("sessions", "accepted", "failed_attempts"):
+            self.assertEqual(totals[name], sum(getattr(d, name) for d in days), name)
+        # Distinct over hosts and days: 203.0.113.1 (two hosts) and 198.51.100.7 count once.
+        self.assertEqual(totals["distinct_sources"], 4)
+        self.assertEqual(response.context["states"], {OK: 1, STALE: 0, DOWN: 1, NEVER_POLLED: 1})
+        self.assertContains(response, f'<span class="value">{totals["sessions"]}</span>')
+        # The chart of the same range adds up to the same connections.
+        data = self.get_json("/dashboard/data/connections/")
+        self.assertEqual(sum(sum(d["data"]) for d in data["datasets"]), totals["sessions"])
+
+    def test_it_lists_every_host_with_todays_counts_and_a_trend(self):
+        response = self.client.get("/", RANGE)
+        hosts = response.context["hosts"]
+        self.assertEqual([h["name"] for h in hosts], ["web1", "web2", "web3"])
+        today = HostDay.objects.filter(host=self.web1, day=timezone.localdate()).first()
+        self.assertEqual(hosts[0]["sessions"], today.sessions if today else 0)
+        self.assertEqual(hosts[2]["sessions"], 0)
+        for name in ("web1", "web2", "web3"):
+            self.assertContains(
+                response, f'<a href="/hosts/{name}/?since={SINCE}&amp;until={DAY}">{name}</a>'
+            )
+        # On the default range the links are the plain pages.
+        self.assertContains(self.client.get("/"), '<a href="/hosts/web1/">web1</a>')
+        # The trend covers the range: web2 grows one a day.
+        self.assertEqual(hosts[1]["trend_text"], ", ".join(str(100 + i) for i in range(7)))
+        self.assertContains(response, "<polyline points=", count=3)
+
+    def test_it_defaults_to_the_last_fourteen_days(self):
+        response = self.client.get("/")
+        today = timezone.localdate()
+        self.assertEqual((response.context["since"], response.context["until"]),
+                         (today - timedelta(days=13), today))  # fmt: skip
+        data = self.get_json("/dashboard/data/outcomes/", x="")
+        self.assertEqual(data["labels"][0], (today - timedelta(days=13)).isoformat())
+        self.assertEqual(len(data["labels"]), 14)
+
+    def test_it_stacks_the_busiest_hosts_and_sums_the_others(self):
+        # 11 more hosts: host i has i+1 connections a day, so db10..db03 are the eight busiest.
+        for i in range(11):
+            host = make_host(f"db{i:02}")
+            for d in range(3):
+                store_day(host, DAY - timedelta(days=d), (i + 1) * (d + 1))
+        data = self.get_json("/dashboard/data/connections/")
+        self.assertEqual(len(data["labels"]), 7)
+        labels = [d["label"] for d in data["datasets"]]
+        # web2 (~100 a day) and web1, then the busiest db hosts, then one bucket for the rest.
+        self.assertEqual(
+            labels, ["web2", "web1", "db10", "db09", "db08", "db07", "db06", "db05", "other hosts"]
+        )
+        self.assertEqual(data["datasets"][0]["link"], f"/hosts/web2/?since={SINCE}&until={DAY}")
+        self.assertNotIn("link", data["datasets"][-1])
+        others = data["datasets"][-1]["data"]
+        for i, day in enumerate(data["labels"]):
+            rest = HostDay.objects.filter(day=day, host__name__in=[f"db{n:02}" for n in range(5)])
+            self.assertEqual(others[i], sum(d.sessions for d in rest), day)
+            # Stacked, each day adds up to the fleet's connections of the day.
+            fleet = sum(d.sessions for d in HostDay.objects.filter(day=day))
+            self.assertEqual(sum(d["data"][i] for d in data["datasets"]), fleet, day)
+
+    def test_it_leaves_out_the_others_when_every_host_is_named(self):
+        data = self.get_json("/dashboard/data/connections/")
+        self.assertEqual([d["label"] for d in data["datasets"]], ["web2", "web1"])
+
+    def test_it_charts_accepted_versus_failed_per_day(self):
+        data = self.get_json("/dashboard/data/outcomes/")
+        self.assertEqual(data["labels"], [(SINCE + timedelta(days=i)).isoformat() for i in range(7)])
+        self.assertEqual(
+            [d["label"] for d in data["datasets"]], ["Accepted", "Failed connections", "Failed attempts"]
+        )
+        for dataset, field in zip(data["datasets"], ("accepted", "failed_sessions", "failed_attempts")):
+            expected = [
+                sum(getattr(d, field) for d in HostDay.objects.filter(day=day)) for day in data["labels"]
+            ]
+            self.assertEqual(dataset["data"], expected)
+
+    def test_it_fills_days_without_data_with_zeros(self):
+        data = self.get_json("/dashboard/data/outcomes/", since="2020-01-01", until="2020-01-03")
+        self.assertEqual(data["labels"], ["2020-01-01", "2020-01-02", "2020-01-03"])
+        self.assertEqual({tuple(d["data"]) for d in data["datasets"]}, {(0, 0, 0)})
+        self.assertEqual(
+            self.get_json("/dashboard/data/connections/", since="2020-01-01", until="2020-01-03")["datasets"],
+            [],
+        )
+
+    # --- Host detail ----------------------------------------------------------------------------
+
+    def test_it_shows_a_hosts_series_sources_users_and_health(self):
+        response = self.client.get("/hosts/web1/", RANGE)
+        self.assertEqual(response.status_code, 200)
+        # Top sources over the range, busiest first (ties by address); the one before the range
+        # left out.
+        self.assertEqual([s["ip"] for s in response.context["sources"]],
+                         ["203.0.113.1", "192.0.2.5", "192.0.2.8", "198.51.100.7"])  # fmt: skip
+        # Top users are summed over the range's days (7 days of the same top list).
+        self.assertEqual(
+            response.context["users"][0],
+            {"user": HOSTILE, "sessions": 63, "failed_attempts": 140, "accepted": 0},
+        )
+        self.assertContains(response, "1.4.0")
+        self.assertContains(response, "<dt>Unread bytes</dt><dd>512</dd>", html=False)
+        self.assertContains(response, "<code>malformed_lines</code>")
+        data = self.get_json("/dashboard/data/hosts/web1/outcomes/")
+        self.assertEqual(data["datasets"][0]["label"], "Connections")
+        self.assertEqual(data["datasets"][0]["data"], [10 * i for i in range(7)])
+        self.assertTrue(data["datasets"][-1]["hidden"])
+
+    def test_it_shows_one_day_of_a_host(self):
+        response = self.client.get("/hosts/web1/", {**RANGE, "day": (DAY - timedelta(days=1)).isoformat()})
+        self.assertEqual(response.context["sources"], [])
+        self.assertEqual(response.context["users"][0]["sessions"], 9)
+        data = self.get_json("/dashboard/data/hosts/web1/users/", day=DAY.isoformat())
+        self.assertEqual(data["labels"], [HOSTILE, "root"])
+        self.assertEqual(data["datasets"][0]["data"], [9, 4])
+
+    def test_it_shows_a_down_hosts_last_error(self):
+        response = self.client.get("/hosts/web2/")
+        self.assertContains(response, f"<code>Cannot connect: {ESCAPED}</code>", html=False)
+        self.assertContains(response, "down")
+
+    def test_it_answers_404_for_an_unknown_host(self):
+        for name in ["nope", "bad%20name", "x" * 120]:
+            self.assertEqual(self.client.get(f"/hosts/{name}/").status_code, 404, name)
+            response = self.client.get(f"/dashboard/data/hosts/{name}/outcomes/")
+            self.assertEqual(response.status_code, 404, name)
+            self.assertIn("error", response.json())
+
+    # --- Day view -------------------------------------------------------------------------------
+
+    def test_it_lists_every_host_on_the_day_view(self):
+        response = self.client.get("/days/2026-03-02/")
+        self.assertEqual([h["name"] for h in response.context["hosts"]], ["web1", "web2", "web3"])
+        web3 = response.context["hosts"][2]
+        self.assertEqual({f: web3[f] for f in COUNTS}, dict.fromkeys(COUNTS, 0))
+        html = response.content.decode()
+        table = re.search(r'<table class="data-table sortable" id="day-table">.*?</table>', html, re.S).group(
+            0
+        )
+        self.assertEqual(table.count('aria-sort="'), 10)
+        for name in ("web1", "web2", "web3"):
+            self.assertIn(f'<a href="/hosts/{name}/?day=2026-03-02">{name}</a>', table)
+        # The totals row sums the hosts.
+        self.assertEqual(response.context["totals"]["sessions"], 60 + 106)
+
+    def test_it_charts_the_days_busiest_hosts_by_outcome(self):
+        day = DAY + timedelta(days=1)
+        for host, (sessions, accepted, failed) in [(self.web1, (40, 5, 30)), (self.web2, (90, 0, 80))]:
+            HostDay.objects.create(
+                host=host, day=day, sessions=sessions, accepted=accepted, failed_sessions=failed
+            )
+        data = self.get_json(f"/dashboard/data/days/{day}/hosts/", x="")
+        self.assertEqual(data["labels"], ["web2", "web1"])  # web3 stored nothing that day
+        self.assertEqual(
+            [d["label"] for d in data["datasets"]], ["Accepted", "Failed connections", "No password tried"]
+        )
+        self.assertEqual([d["data"] for d in data["datasets"]], [[0, 5], [80, 30], [10, 5]])
+        self.assertEqual(self.client.get("/dashboard/data/days/2026-02-30/hosts/").status_code, 404)
+
+    def test_it_goes_to_the_chosen_day(self):
+        self.assertRedirects(self.client.get("/days/2026-03-02/", {"day": "2026-02-01"}), "/days/2026-02-01/")
+        for bad in ["2026-02-30", "yesterday", "2026-3-2"]:
+            self.assertEqual(self.client.get(f"/days/{bad}/").status_code, 404, bad)
+
+    # --- Attackers ------------------------------------------------------------------------------
+
+    def test_it_lists_attackers_with_the_flagged_first(self):
+        response = self.client.get("/attackers/", RANGE)
+        rows = response.context["rows"]
+        self.assertEqual(rows[2]["users"], [HOSTILE, "admin", "root"])
+        self.assertEqual([(r["ip"], r["flagged"]) for r in rows], [
+            ("198.51.100.7", True), ("192.0.2.5", True), ("203.0.113.1", False), ("192.0.2.8", False),
+        ])  # fmt: skip
+        first = rows[2]
+        self.assertEqual((first["hosts"], first["failed_attempts"], first["sessions"]), (2, 150, 50))
+        self.assertEqual(first["first_seen"], SEEN)
+        self.assertEqual(first["last_seen"], SEEN + timedelta(minutes=5))
+        html = response.content.decode()
+        self.assertEqual(re.findall(r'data-flagged="(\w+)"', html), ["true", "true", "false", "false"])
+
+    def test_it_pages_attackers(self):
+        for i in range(105):
+            store_source(self.web3, f"10.0.{i // 256}.{i % 256}", 1, 1, 0)
+        first = self.client.get("/attackers/", RANGE)
+        self.assertEqual(len(first.context["rows"]), 100)
+        self.assertContains(first, 'rel="next"')
+        second = self.client.get("/attackers/", {**RANGE, "page": 2})
+        self.assertEqual(len(second.context["rows"]), 109 - 100)
+        self.assertNotContains(second, 'rel="next"')
+        seen = [r["ip"] for r in first.context["rows"] + second.context["rows"]]
+        self.assertEqual(len(set(seen)), 109)
+
+    def test_it_counts_addresses_per_day(self):
+        data = self.get_json("/dashboard/data/attackers/")
+        self.assertEqual(data["labels"][-2:], [(DAY - timedelta(days=1)).isoformat(), DAY.isoformat()])
+        addresses, failing, accepting = (d["data"] for d in data["datasets"])
+        self.assertEqual((addresses[-1], failing[-1], accepting[-1]), (4, 3, 3))
+        self.assertEqual((addresses[-2], failing[-2], accepting[-2]), (1, 1, 0))
+
+    # --- Safety ---------------------------------------------------------------------------------
+
+    def test_it_shows_a_hostile_user_name_as_text(self):
+        pages = [("/hosts/web1/", RANGE), ("/hosts/web1/", {"day": DAY}), ("/hosts/web2/", {}), ("/", RANGE),
+                 ("/attackers/", RANGE), ("/days/2026-03-02/", {})]  # fmt: skip
+        for url, params in pages:
+            html = self.client.get(url, params).content.decode()
+            self.assertNotIn(HOSTILE, html, url)
+            self.assertNotIn("<img", html, url)
+        html = self.client.get("/hosts/web1/", RANGE).content.decode()
+        # In the users table (cell and tooltip) and the sources' user names.
+        self.assertIn(f'<th scope="row" class="user" title="{ESCAPED}">{ESCAPED}</th>', html)
+        self.assertIn(f'<span class="user-name">{ESCAPED}</span>, <span class="user-name">admin</span>', html)
+        # Among the names an address tried, on the attackers page.
+        html = self.client.get("/attackers/", RANGE).content.decode()
+        self.assertIn(f'<span class="user-name">{ESCAPED}</span>, <span class="user-name">admin</span>', html)
+        # In the chart's data it is a JSON string, drawn on a canvas.
+        self.assertEqual(self.get_json("/dashboard/data/hosts/web1/users/")["labels"][0], HOSTILE)
+
+    def test_it_answers_bad_ranges_with_a_message(self):
+        for params in [{"since": "2026-13-01"}, {"since": "2026-03-05", "until": "2026-03-01"},
+                       {"since": "2020-01-01", "until": "2026-01-01"}, {"until": "0001-01-02"}]:  # fmt: skip
+            for url in DATA:
+                response = self.client.get(url, params)
+                self.assertEqual(response.status_code, 400, (url, params))
+                self.assertTrue(response.json()["error"])
+            for url in ["/", "/hosts/web1/", "/attackers/"]:
+                response = self.client.get(url, params)
+                self.assertContains(response, 'role="alert"', status_code=400)
+        response = self.client.get("/hosts/web1/", {"day": "soon"})
+        self.assertContains(response, "day: Enter a valid date.", status_code=400)
+
+    # --- Queries --------------------------------------------------------------------------------
+
+    def queries_of(self, url: str, params: dict) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            self.assertEqual(self.client.get(url, params).status_code, 200, url)
+        return len(captured)
+
+    def test_it_costs_the_same_queries_for_2_and_20_hosts(self):
+        self.web3.delete()
+        urls = [("/", RANGE), *((url, RANGE) for url in DATA), ("/hosts/web1/", RANGE),
+                ("/days/2026-03-02/", {}), (DAY_DATA, {}), ("/attackers/", RANGE)]  # fmt: skip
+        with2 = [self.queries_of(url, params) for url, params in urls]
+        for i in range(18):
+            host = make_host(f"db{i:02}")
+            for d in range(7):
+                store_day(host, DAY - timedelta(days=d), i)
+            store_day(host, timezone.localdate(), i)
+            store_source(host, "203.0.113.1", 1, 1, 0)
+            store_source(host, f"192.0.2.{200 + i}", 1, 0, 1)
+        self.assertEqual(Host.objects.count(), 20)
+        with20 = [self.queries_of(url, params) for url, params in urls]
+        self.assertEqual(with2, with20)
+        # Session and user, then: the overview's totals, distinct sources, states, hosts and trends.
+        with self.assertNumQueries(7):
+            self.client.get("/", RANGE)
+        # Session and user, then the busiest hosts' series and the per-day totals.
+        with self.assertNumQueries(4):
+            self.client.get("/dashboard/data/connections/", RANGE)
+        for url in DATA[1:]:
+            with self.assertNumQueries(with20[urls.index((url, RANGE))]):
+                self.client.get(url, RANGE)
+        self.assertLessEqual(max(with20), 8)
+        # Session and user, then a page of addresses and their user names.
+        with self.assertNumQueries(4):
+            self.client.get("/attackers/", RANGE)
+
+    def test_it_keeps_the_busiest_host_query_to_the_range(self):
+        # The subquery of the busiest hosts and its series read the same days.
+        result = queries.connections_by_host(SINCE, DAY)
+        self.assertEqual([name for name, _ in result["hosts"]], ["web2", "web1"])
+        self.assertEqual(result["others"], [0] * 7)
+        self.assertEqual(settings.LOGIN_URL, "/accounts/login/")

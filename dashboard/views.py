@@ -1,0 +1,376 @@
+"""The dashboard: server-rendered pages, and the JSON their charts read (Chart.js's {labels,
+datasets}). Every view needs a logged-in user; an anonymous one is sent to the login page, for
+the JSON too (charts.js then reloads the page, which shows the login form).
+
+Views validate their parameters, call queries.py, and lay out the result. Everything that came
+from a log (user names, addresses, agent errors) reaches the browser only through Django's
+autoescaping or as JSON drawn on a canvas, never as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from inventory_app import fleet
+from inventory_app.models import NEVER_POLLED, Host, host_name_validator
+
+from . import queries
+from .forms import HostRangeForm, RangeForm, default_range
+
+ATTACKERS_PER_PAGE = 100
+DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PRESET_DAYS = (7, 14, 30, 90)
+
+# Scripts, styles and data only from this server: an injected tag could not run even if some
+# text escaped the templates. Charts get their data from JSON, never from inline scripts.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+# Colours of the busiest hosts' series (colour-blind-friendly), then grey for the others.
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
+OTHERS_COLOUR = "#bab0ac"
+OUTCOME_COLOURS = {
+    "sessions": "#4e79a7",
+    "accepted": "#59a14f",
+    "failed_sessions": "#e15759",
+    "failed_attempts": "#f28e2b",
+    "invalid_user_sessions": "#b07aa1",
+    "preauth_only": "#9c755f",
+}
+LABELS = {
+    "sessions": "Connections",
+    "accepted": "Accepted",
+    "failed_sessions": "Failed connections",
+    "failed_attempts": "Failed attempts",
+    "invalid_user_sessions": "Invalid user",
+    "preauth_only": "Pre-auth only",
+}
+
+
+def dashboard_view(view):
+    """Login required, GET (and HEAD) only, and the page's Content-Security-Policy."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+    return login_required(require_safe(wrapper))
+
+
+def json_error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def parse_day(value: str) -> date | None:
+    """A day in a URL: exactly YYYY-MM-DD (one spelling per page), else None."""
+    if not DAY_PATTERN.match(value):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+
+
+def find_host(name: str) -> Host | None:
+    # A name no host can have is not looked up (PostgreSQL refuses some, e.g. NUL bytes).
+    if not host_name_validator.regex.match(name):
+        return None
+    return Host.objects.filter(name=name).first()
+
+
+def query_string(**params: date | int | None) -> str:
+    """?since=...&until=... for links and data-urls (None values left out)."""
+    values = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in params.items() if v is not None}
+    return f"?{urlencode(values)}" if values else ""
+
+
+def link_query(since: date, until: date) -> str:
+    """The range for links between pages: none when it is the default, so that the plain URL
+    of a page (/hosts/web1/) is the one shown and shared."""
+    return "" if (since, until) == default_range() else query_string(since=since, until=until)
+
+
+def range_context(since: date, until: date, error: str, **extra) -> dict:
+    today = timezone.localdate()
+    presets = [
+        {"days": n, "query": query_string(since=today - timedelta(days=n - 1), until=today)}
+        for n in PRESET_DAYS
+    ]
+    return {
+        "since": since,
+        "until": until,
+        "range_error": error,
+        "presets": presets,
+        "range_query": link_query(since, until),
+        **extra,
+    }
+
+
+def valid_range(form: RangeForm) -> tuple[date, date, str]:
+    """The form's range, or the default one and why the given one was refused."""
+    if form.is_valid():
+        return form.cleaned_data["since"], form.cleaned_data["until"], ""
+    since, until = default_range()
+    return since, until, form.message()
+
+
+def page(request: HttpRequest, template: str, context: dict, error: str = "") -> HttpResponse:
+    return render(request, template, context, status=400 if error else 200)
+
+
+def sparkline(values: list[int], width: int = 84, height: int = 20) -> str:
+    """SVG polyline points for a trend: numbers only (nothing from a log reaches the markup)."""
+    if not values:
+        return ""
+    top = max(values) or 1
+    step = width / max(len(values) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values)
+    )
+
+
+# --- Pages --------------------------------------------------------------------------------------
+
+
+@dashboard_view
+def overview(request: HttpRequest) -> HttpResponse:
+    since, until, error = valid_range(RangeForm(request.GET))
+    today = timezone.localdate()
+    states = queries.host_states()
+    hosts = queries.host_table(today)
+    trends = queries.host_trends(since, until)
+    for row in hosts:
+        values = trends[row["pk"]]
+        row["trend"] = sparkline(values)
+        row["trend_text"] = ", ".join(str(v) for v in values)
+    data = query_string(since=since, until=until)
+    context = range_context(
+        since,
+        until,
+        error,
+        section="overview",
+        today=today,
+        totals=queries.range_totals(since, until),
+        states=states,
+        never_polled=states[NEVER_POLLED],
+        busiest=queries.BUSIEST,
+        hosts=hosts,
+        trend_days=min(queries.TREND_DAYS, (until - since).days + 1),
+        connections_url=reverse("dashboard-data-connections") + data,
+        outcomes_url=reverse("dashboard-data-outcomes") + data,
+    )
+    return page(request, "dashboard/overview.html", context, error)
+
+
+@dashboard_view
+def host_detail(request: HttpRequest, name: str) -> HttpResponse:
+    host = find_host(name)
+    if host is None:
+        raise Http404("No host has this name.")
+    form = HostRangeForm(request.GET)
+    since, until, error = valid_range(form)
+    day = None if error else form.cleaned_data["day"]
+    # The tables show the chosen day, or else the whole range.
+    first, last = (day, day) if day else (since, until)
+    data = query_string(since=since, until=until)
+    context = range_context(
+        since,
+        until,
+        error,
+        section="hosts",
+        host=host,
+        day=day,
+        totals=queries.host_totals(host, since, until),
+        sources=queries.host_top_sources(host, first, last),
+        users=queries.host_top_users(host, first, last),
+        outcomes_url=reverse("dashboard-data-host-outcomes", args=[host.name]) + data,
+        day_link=request.path + query_string(since=since, until=until, day="__label__"),
+        users_url=reverse("dashboard-data-host-users", args=[host.name])
+        + query_string(since=since, until=until, day=day),
+    )
+    return page(request, "dashboard/host.html", context, error)
+
+
+@dashboard_view
+def day_view(request: HttpRequest, day: str) -> HttpResponse:
+    parsed = parse_day(day)
+    if parsed is None:
+        raise Http404("Not a date like 2026-03-01.")
+    # The page's "go to day" form (works without JavaScript).
+    chosen = parse_day(request.GET.get("day", ""))
+    if chosen is not None and chosen != parsed:
+        return redirect("dashboard-day", chosen.isoformat())
+    context = {
+        "section": "day",
+        "day": parsed,
+        "busiest": queries.BUSIEST_OF_DAY,
+        "hosts_url": reverse("dashboard-data-day-hosts", args=[parsed.isoformat()]),
+        "previous": parsed - timedelta(days=1) if parsed > date.min else None,
+        "next": parsed + timedelta(days=1) if parsed < date.max else None,
+        **fleet.fleet_day(parsed),
+    }
+    return page(request, "dashboard/day.html", context)
+
+
+@dashboard_view
+def attackers(request: HttpRequest) -> HttpResponse:
+    since, until, error = valid_range(RangeForm(request.GET))
+    try:
+        number = max(1, min(int(request.GET.get("page", "1")), 1_000_000))
+    except ValueError:
+        number = 1
+    offset = (number - 1) * ATTACKERS_PER_PAGE
+    # One row more than a page says whether there is a next page, without counting them all.
+    rows = list(queries.attackers(since, until)[offset : offset + ATTACKERS_PER_PAGE + 1])
+    rows = queries.add_user_names(since, until, rows[:ATTACKERS_PER_PAGE]) + rows[ATTACKERS_PER_PAGE:]
+    data = query_string(since=since, until=until)
+    context = range_context(
+        since,
+        until,
+        error,
+        section="attackers",
+        rows=rows[:ATTACKERS_PER_PAGE],
+        first_rank=offset + 1,
+        per_page=ATTACKERS_PER_PAGE,
+        previous_page=query_string(since=since, until=until, page=number - 1) if number > 1 else "",
+        next_page=query_string(since=since, until=until, page=number + 1)
+        if len(rows) > ATTACKERS_PER_PAGE
+        else "",
+        per_day_url=reverse("dashboard-data-attackers") + data,
+    )
+    return page(request, "dashboard/attackers.html", context, error)
+
+
+# --- Chart data ---------------------------------------------------------------------------------
+
+
+def json_range(request: HttpRequest, form_class=RangeForm) -> tuple[dict | None, JsonResponse | None]:
+    form = form_class(request.GET)
+    if not form.is_valid():
+        return None, json_error(form.message(), 400)
+    return form.cleaned_data, None
+
+
+def line(field: str, values: list[int], **options) -> dict:
+    colour = OUTCOME_COLOURS[field]
+    return {
+        "label": LABELS[field],
+        "data": values,
+        "borderColor": colour,
+        "backgroundColor": colour,
+        **options,
+    }
+
+
+@dashboard_view
+def data_connections(request: HttpRequest) -> JsonResponse:
+    """Connections per day, stacked: the busiest hosts by name (each with a link to its page),
+    then one dataset for the other hosts when they had any."""
+    params, error = json_range(request)
+    if error:
+        return error
+    result = queries.connections_by_host(params["since"], params["until"])
+    links = link_query(params["since"], params["until"])
+    datasets = [
+        {
+            "label": name,
+            "data": values,
+            "backgroundColor": PALETTE[i % len(PALETTE)],
+            "link": reverse("dashboard-host", args=[name]) + links,
+        }
+        for i, (name, values) in enumerate(result["hosts"])
+    ]
+    if any(result["others"]):
+        datasets.append({"label": queries.OTHERS, "data": result["others"], "backgroundColor": OTHERS_COLOUR})
+    return JsonResponse({"labels": [d.isoformat() for d in result["days"]], "datasets": datasets})
+
+
+@dashboard_view
+def data_outcomes(request: HttpRequest) -> JsonResponse:
+    """Accepted logins against failed connections and failed password attempts, per day."""
+    params, error = json_range(request)
+    if error:
+        return error
+    result = queries.outcomes_per_day(params["since"], params["until"])
+    datasets = [line(field, result[field]) for field in ("accepted", "failed_sessions", "failed_attempts")]
+    return JsonResponse({"labels": [d.isoformat() for d in result["days"]], "datasets": datasets})
+
+
+@dashboard_view
+def data_host_outcomes(request: HttpRequest, name: str) -> JsonResponse:
+    """The host's connections per day by outcome (the outcomes overlap: not stacked)."""
+    host = find_host(name)
+    if host is None:
+        return json_error("No host has this name.", 404)
+    params, error = json_range(request)
+    if error:
+        return error
+    result = queries.host_series(host, params["since"], params["until"])
+    fields = ("sessions", "accepted", "failed_sessions", "invalid_user_sessions", "preauth_only")
+    datasets = [line(field, result[field]) for field in fields]
+    # Attempts outnumber connections: off until the legend turns it on.
+    datasets.append(line("failed_attempts", result["failed_attempts"], hidden=True))
+    return JsonResponse({"labels": [d.isoformat() for d in result["days"]], "datasets": datasets})
+
+
+@dashboard_view
+def data_host_users(request: HttpRequest, name: str) -> JsonResponse:
+    """The host's busiest user names (attacker text: drawn on the canvas, never as markup)."""
+    host = find_host(name)
+    if host is None:
+        return json_error("No host has this name.", 404)
+    params, error = json_range(request, HostRangeForm)
+    if error:
+        return error
+    day = params["day"]
+    rows = queries.host_top_users(host, day or params["since"], day or params["until"])
+    datasets = [
+        line(field, [row[field] for row in rows]) for field in ("sessions", "failed_attempts", "accepted")
+    ]
+    return JsonResponse({"labels": [row["user"] for row in rows], "datasets": datasets})
+
+
+@dashboard_view
+def data_day_hosts(request: HttpRequest, day: str) -> JsonResponse:
+    """The day's busiest hosts, each bar its connections split by how they ended (stacked: the
+    three add up to the host's connections)."""
+    parsed = parse_day(day)
+    if parsed is None:
+        return json_error("Not a date like 2026-03-01.", 404)
+    rows = queries.busiest_on(parsed)
+    rest = [max(row["sessions"] - row["accepted"] - row["failed_sessions"], 0) for row in rows]
+    datasets = [
+        line("accepted", [row["accepted"] for row in rows]),
+        line("failed_sessions", [row["failed_sessions"] for row in rows]),
+        {"label": "No password tried", "data": rest, "borderColor": "#bab0ac", "backgroundColor": "#bab0ac"},
+    ]
+    return JsonResponse({"labels": [row["host__name"] for row in rows], "datasets": datasets})
+
+
+@dashboard_view
+def data_attackers(request: HttpRequest) -> JsonResponse:
+    """Distinct source addresses per day over the fleet: all, failing, and logging in."""
+    params, error = json_range(request)
+    if error:
+        return error
+    result = queries.attackers_per_day(params["since"], params["until"])
+    datasets = [
+        {"label": "Addresses", "data": result["addresses"], "borderColor": "#4e79a7", "backgroundColor": "#4e79a7"},
+        {"label": "With failed attempts", "data": result["failing"], "borderColor": "#e15759", "backgroundColor": "#e15759"},
+        {"label": "Logged in", "data": result["accepting"], "borderColor": "#59a14f", "backgroundColor": "#59a14f"},
+    ]  # fmt: skip
+    return JsonResponse({"labels": [d.isoformat() for d in result["days"]], "datasets": datasets})
