@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -15,7 +16,8 @@ urlpatterns = [
 if settings.CENTRAL:
     urlpatterns += [
         path("api/v1/", include("inventory_app.urls")),
-        # Login and a POST-only logout for the dashboard (templates in dashboard/templates).
-        path("accounts/", include("django.contrib.auth.urls")),
+        # Login and a POST-only logout for the dashboard; no password reset (it needs mail settings).
+        path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+        path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
         path("", include("dashboard.urls")),
     ]

@@ -1083,6 +1083,7 @@ def main() -> int:
     ap.add_argument(
         "--processes", type=int, default=0, help="what-if: R1 + R2 split over K poll_round processes"
     )
+    ap.add_argument("--what-if-rounds", type=int, default=2, choices=[2, 3], help="--profile: R1 + R2 (+ R3)")
     ap.add_argument("--what-if-backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--what-if-hosts", type=int, default=0, help="profile / processes: only hosts 1..N")
     ap.add_argument(
@@ -1249,7 +1250,7 @@ def main() -> int:
             busy0 = machine_busy()
             prof = child(
                 "_profile",
-                {**cfg, "gens": [0, 1], "variants": args.variant, "limit": limit,
+                {**cfg, "gens": [0, 1, 1][: args.what_if_rounds], "variants": args.variant, "limit": limit,
                  "concurrency": args.what_if_concurrency},
                 env,
             )  # fmt: skip
@@ -1258,12 +1259,12 @@ def main() -> int:
             print(
                 f"[profile] rest of the machine during R1 + R2 (incl. simulator, database): cpu {busy:.1f} s {quiet}"
             )
-            verdict = check(child("_verify", {**cfg, "gen": 1, "failures": 2, "numbers": numbers}, env), "profile", failures)  # fmt: skip
-            for p in prof:
+            verdict = check(child("_verify", {**cfg, "gen": 1, "failures": args.what_if_rounds, "numbers": numbers}, env), "profile", failures)  # fmt: skip
+            for i, p in enumerate(prof):
                 print(
                     f"[profile {args.what_if_backend}, {label}, {limit} hosts, "
                     f"{args.what_if_concurrency or args.concurrency} threads] "
-                    f"{'R1' if p['gen'] == 0 else 'R2'}: wall {p['wall']:.2f} s, "
+                    f"R{i + 1}: wall {p['wall']:.2f} s, "
                     f"process cpu {p['cpu']:.1f} s ({p['cpu'] / p['wall']:.2f} cores) -> {p['states']}"
                 )
                 total = p["steps"].get("poll_host (total)", [0, 0, 0])
@@ -1278,7 +1279,7 @@ def main() -> int:
                     f"    {'other (claim, ORM, saves, waits)':32s} {'':6s}        thread cpu {rest[1]:6.1f} s  "
                     f"wall {rest[0]:7.1f} s"
                 )
-            print(f"    check after R2: {verdict}")
+            print(f"    check after R{args.what_if_rounds}: {verdict}")
         if args.processes:
             url, env, pg = fresh_database(work, "processes", args.what_if_backend, args, cfg)
             if pg:

@@ -21,6 +21,8 @@ STATUS_FIELDS = (
     "last_error",
     "consecutive_failures",
     "agent_version",
+    "malformed_lines",
+    "unknown_last_24h",
     "unread_bytes",
     "last_event_at",
     "polled_through",

@@ -58,6 +58,9 @@ class Host(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     agent_version = models.CharField(max_length=40, blank=True, default="")
     unread_bytes = models.BigIntegerField(null=True, blank=True)
+    # From the agent's health, summed over its log sources.
+    malformed_lines = models.BigIntegerField(null=True, blank=True)
+    unknown_last_24h = models.BigIntegerField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     # Days up to and including this one are stored complete (not today's, still growing).
     polled_through = models.DateField(null=True, blank=True)

@@ -285,6 +285,8 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
     host.consecutive_failures = 0
     host.agent_version = health["agent_version"]
     host.unread_bytes = sum(unread) if unread else None
+    host.malformed_lines = _health_sum(health, "malformed_lines")
+    host.unknown_last_24h = _health_sum(health, "unknown_last_24h")
     host.last_event_at = _parse_time(max(events)) if events else None
     host.polled_through = polled_through
     # Reachable, but its agent is not following its log: the numbers are getting old.
@@ -293,7 +295,7 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
     host.save(
         update_fields=[
             "last_poll_at", "last_success_at", "last_error", "consecutive_failures", "agent_version",
-            "unread_bytes", "last_event_at", "polled_through", "state",
+            "unread_bytes", "malformed_lines", "unknown_last_24h", "last_event_at", "polled_through", "state",
         ]
     )  # fmt: skip
 
@@ -304,6 +306,12 @@ def record_failure(host: Host, error: str) -> None:
     host.consecutive_failures += 1
     host.state = DOWN if host.consecutive_failures >= DOWN_AFTER_FAILURES else STALE
     host.save(update_fields=["last_poll_at", "last_error", "consecutive_failures", "state"])
+
+
+def _health_sum(health: dict, field: str) -> int | None:
+    values = [s.get(field) for s in health["sources"]]
+    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT]
+    return sum(numbers) if numbers else None
 
 
 def _parse_time(text: str):

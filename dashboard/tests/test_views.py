@@ -63,7 +63,7 @@ class DashboardTests(TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.user = User.objects.create_user("carol", password="a long test password")
-        cls.web1 = make_host("web1", last_success_at=timezone.now(), agent_version="1.4.0", unread_bytes=512,
+        cls.web1 = make_host("web1", last_success_at=timezone.now(), agent_version="1.4.0", unread_bytes=512, malformed_lines=3, unknown_last_24h=2,
                              last_event_at=SEEN)  # fmt: skip
         cls.web2 = make_host("web2", DOWN, last_error=f"Cannot connect: {HOSTILE}", consecutive_failures=3)
         cls.web3 = make_host("web3", NEVER_POLLED)
@@ -295,7 +295,8 @@ class DashboardTests(TestCase):
         )
         self.assertContains(response, "1.4.0")
         self.assertContains(response, "<dt>Unread bytes</dt><dd>512</dd>", html=False)
-        self.assertContains(response, "<code>malformed_lines</code>")
+        self.assertContains(response, "<dt>Malformed lines</dt><dd>3</dd>", html=False)
+        self.assertContains(response, "<dt>Unknown sshd messages (24 h)</dt><dd>2</dd>", html=False)
         data = self.get_json("/dashboard/data/hosts/web1/outcomes/")
         self.assertEqual(data["datasets"][0]["label"], "Connections")
         self.assertEqual(data["datasets"][0]["data"], [10 * i for i in range(7)])

@@ -69,6 +69,8 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.host.refresh_from_db()
         self.assertEqual((self.host.last_error, self.host.consecutive_failures), ("", 0))
         self.assertTrue(self.host.agent_version)
+        # The agent's health travels along: lines it could not read or did not know.
+        self.assertEqual((self.host.malformed_lines, self.host.unknown_last_24h), (0, 0))
         self.assertEqual(self.host.polled_through, timezone.localdate() - timedelta(days=2))
 
     def test_it_stores_nothing_twice_and_replaces_a_revised_day(self):
