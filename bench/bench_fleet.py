@@ -1257,7 +1257,7 @@ def main() -> int:
             report["profile"] = prof
             busy = machine_busy() - busy0 - sum(p["cpu"] for p in prof)
             print(
-                f"[profile] rest of the machine during R1 + R2 (incl. simulator, database): cpu {busy:.1f} s {quiet}"
+                f"[profile] rest of the machine during the rounds (incl. simulator, database): cpu {busy:.1f} s {quiet}"
             )
             verdict = check(child("_verify", {**cfg, "gen": 1, "failures": args.what_if_rounds, "numbers": numbers}, env), "profile", failures)  # fmt: skip
             for i, p in enumerate(prof):

@@ -8,8 +8,10 @@ costs at most its timeout and an error on its own host.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -104,7 +106,7 @@ class AgentConnection:
 
     @classmethod
     def open(cls, host: Host) -> AgentConnection:
-        verify: bool | str = host.verify_tls and (host.ca_bundle or True)
+        verify: bool | ssl.SSLContext = tls_context(host.ca_bundle) if host.verify_tls else False
         timeout = httpx.Timeout(settings.ALPHA_POLL_READ_TIMEOUT, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT)
         client = httpx.Client(
             base_url=host.url.rstrip("/"),
@@ -117,6 +119,11 @@ class AgentConnection:
 
     def close(self) -> None:
         self.client.close()
+
+    @property
+    def base_path(self) -> str:
+        """The path part of the host's URL (an agent behind a proxy may live under a prefix)."""
+        return httpx.URL(self.host.url).path.rstrip("/")
 
     def get(self, path: str, params: dict | None = None):
         """GET a JSON document, refusing answers over ALPHA_POLL_MAX_BYTES."""
@@ -142,6 +149,14 @@ class AgentConnection:
             return json.loads(body)
         except ValueError:
             raise PollError(f"The agent's answer to {path} is not JSON.") from None
+
+
+@functools.lru_cache(maxsize=32)
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    # Building a context loads the CA bundle: ~30 ms, once per bundle instead of once per host.
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    return ssl.create_default_context()
 
 
 def _reason(exc: Exception) -> str:
@@ -179,7 +194,11 @@ def poll_host(host_id: int) -> str:
         return ""
     try:
         host = Host.objects.get(pk=host_id)
-        agent = AgentConnection.open(host)
+        try:
+            agent = AgentConnection.open(host)
+        except (OSError, ssl.SSLError) as exc:  # an unreadable CA bundle
+            record_failure(host, f"Cannot set up TLS for {host.url}: {_reason(exc)}.")
+            return host.state
         try:
             fetch_and_store(host, agent)
         except PollError as exc:
@@ -244,11 +263,15 @@ def fetch_sources(agent: AgentConnection, day: date) -> list[dict]:
         sources += data["results"]
         if not data["next"]:
             return sources
-        # Follow only the agent's own path: a `next` pointing elsewhere is not fetched.
+        # Follow only the agent's own path (under the host URL's prefix, if any): a `next`
+        # pointing elsewhere is not fetched.
         next_url = httpx.URL(data["next"])
-        if not next_url.path.startswith(f"/api/v1/sources/{day.isoformat()}/"):
+        path = next_url.path
+        if agent.base_path and path.startswith(agent.base_path + "/"):
+            path = path[len(agent.base_path) :]
+        if not path.startswith(f"/api/v1/sources/{day.isoformat()}/"):
             raise PollError(f"The agent's next link for {day} leaves its source list.")
-        page = agent.get(next_url.path, dict(next_url.params))
+        page = agent.get(path, dict(next_url.params))
     raise PollError(f"The agent's source list for {day} has more than {MAX_SOURCE_PAGES} pages.")
 
 
@@ -332,6 +355,10 @@ def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:
     def run(host_id: int) -> str:
         try:
             return poll_host(host_id)
+        except Exception:
+            # One host's trouble (even the database refusing its status) never ends the round.
+            logger.exception("Polling host %s failed", host_id)
+            return "error"
         finally:
             connection.close()  # each worker thread has its own connection
 

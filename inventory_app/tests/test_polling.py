@@ -181,3 +181,41 @@ class RefreshDayTests(LiveServerTestCase):
         self.assertEqual(list(errors), [hung.pk])
         day = HostDay.objects.get(host=live)
         self.assertEqual(day.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)
+class PollingBehindAProxyTests(LiveServerTestCase):
+    def test_it_follows_source_pages_under_the_hosts_path_prefix(self):
+        # An agent behind a reverse proxy at /agents/web1: its next links keep the prefix.
+        day = timezone.localdate().isoformat()
+        seen = "2026-03-02T12:00:00Z"
+        counts = {"sessions": 2, "accepted": 0, "failed_attempts": 0, "failed_sessions": 0,
+                  "invalid_user_sessions": 0, "preauth_only": 2, "unique_sources": 2}  # fmt: skip
+
+        def source(ip):
+            return {"ip": ip, "sessions": 1, "failed_attempts": 0, "accepted": 0, "users": [],
+                    "first_seen": seen, "last_seen": seen}  # fmt: skip
+
+        def answer(path):
+            prefix = "/agents/web1"
+            if not path.startswith(prefix):
+                return 404, b"{}", 0
+            path = path[len(prefix) :]
+            if path.startswith("/api/v1/health/"):
+                body = {"agent_version": "1", "following": True, "sources": []}
+            elif path.startswith("/api/v1/logins/?"):
+                body = {"host": "web1", "days": [{"date": day, **counts}]}
+            elif path.startswith(f"/api/v1/logins/{day}/"):
+                body = {"host": "web1", "date": day, **counts, "top_sources": [], "top_users": []}
+            elif "cursor=2" in path:
+                body = {"next": None, "previous": None, "results": [source("192.0.2.2")]}
+            else:
+                nxt = f"{agent.url}{prefix}/api/v1/sources/{day}/?cursor=2"
+                body = {"next": nxt, "previous": None, "results": [source("192.0.2.1")]}
+            return 200, json.dumps(body).encode(), 0
+
+        agent = FakeAgent(answer)
+        self.addCleanup(agent.close)
+        host = Host.objects.create(name="web1", url=f"{agent.url}/agents/web1", token=TOKEN)
+        self.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
+        self.assertEqual(sorted(HostSource.objects.values_list("ip", flat=True)), ["192.0.2.1", "192.0.2.2"])
