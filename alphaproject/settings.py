@@ -161,7 +161,9 @@ except Exception as exc:  # dj-database-url raises several types for a bad URL
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a first run: create its folder.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Persistent connections also for SQLite: opening one (and its PRAGMAs) per API request is
+    # a large part of a small request.
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets the API read while the agent writes; IMMEDIATE takes the write lock up
         # front so two writers queue instead of failing half-way through a transaction.
