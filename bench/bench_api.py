@@ -9,11 +9,12 @@ In one run, per database backend (SQLite by default; PostgreSQL with --postgres,
      with 30 days of a busy host: per day one DailyCount, 3,000-5,000 DailySource (Pareto-skewed
      sessions), ~500 DailyUser, a few DailyEvent; one LogSource. Done in a child process that
      sets up Django (so one run can use two databases) and writes the expected API answers;
-  2. an in-process profile of the view (Django test client, DEBUG off): queries per request,
-     time per query, connection set-up, the rest (Python), and each query's plan;
+  2. an in-process profile of the view (Django's WSGI handler, as gunicorn calls it, DEBUG off):
+     queries per request, time per query, the rest (Python), and each query's plan;
   3. gunicorn on 127.0.0.1:<free port>, DEBUG off, the bearer token set. Unless --config is
-     given, a few worker/thread configurations are measured briefly and the best one is kept:
-     the highest requests/s among those with p99 under the target (else the lowest p99);
+     given, a few worker/thread configurations are measured briefly (interleaved, best of 2)
+     and the best one is kept: the highest requests/s among those with p99 under the target
+     (else the lowest p99);
   4. a correctness check (every one of the 30 days must equal what was seeded; no token -> 401),
      then a warm-up and a fixed-duration closed-loop load from a second process (wrk when
      installed, else a Python keep-alive load generator), round-robin over the 30 days;
@@ -21,8 +22,9 @@ In one run, per database backend (SQLite by default; PostgreSQL with --postgres,
 
 Targets (reported MET / MISSED, they never change the exit code): >= 500 requests/s and
 p99 < 50 ms. Exit 1 if a correctness check fails (a wrong body, or any non-200 under load).
-Note the load generator shares the machine's cores with the server, as on a real small host
-where the central server's poller would not; wrk is used because it costs little CPU.
+The load generator shares the machine's 2 cores with the server (a real caller, the central
+server, would not); wrk is used because it costs little CPU (~0.05 cores at 500 req/s). The
+CPU used by gunicorn, the PostgreSQL backends, the loader and everything else is reported.
 """
 
 from __future__ import annotations

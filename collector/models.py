@@ -143,6 +143,10 @@ class DailyUser(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "user"], name="dailyuser_day_user")]
+        indexes = [
+            # Used by the agent API's top users of a day.
+            models.Index(fields=["day", "-sessions"], name="dailyuser_day_sessions"),
+        ]
 
 
 class DailyEvent(models.Model):
