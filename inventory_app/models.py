@@ -10,14 +10,14 @@ from django.utils import timezone
 
 from collector.sessions import DAY_FIELDS
 
+# A host's state after its last poll: ok; stale when its agent answered but is not following its
+# logs (the counts are getting old); down when the poll failed (unreachable, timed out, refused,
+# or an answer that failed validation: last_error says which).
 OK = "ok"
 STALE = "stale"
 DOWN = "down"
 NEVER_POLLED = "never polled"
 STATES = [(OK, "ok"), (STALE, "stale"), (DOWN, "down"), (NEVER_POLLED, "never polled")]
-
-# A host is down after this many polls in a row failed (one failure is only "stale").
-DOWN_AFTER_FAILURES = 2
 
 # The per-day counts an agent reports (its own definitions, in collector.sessions).
 COUNT_FIELDS = DAY_FIELDS

@@ -21,13 +21,12 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework import serializers
 
-from .models import COUNT_FIELDS, DOWN, DOWN_AFTER_FAILURES, OK, STALE, Host, HostDay, HostSource
+from . import answers
+from .models import DOWN, OK, STALE, Host, HostDay, HostSource
 
 logger = logging.getLogger(__name__)
 
-MAX_COUNT = 10**12
 MAX_SOURCE_PAGES = 200
 
 
@@ -35,65 +34,12 @@ class PollError(Exception):
     """Why a poll failed, in one sentence for the host's last_error."""
 
 
-# --- Validation of what agents send -----------------------------------------------------------
-
-
-class DaySerializer(serializers.Serializer):
-    date = serializers.DateField(input_formats=["%Y-%m-%d"])
-    unique_sources = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        for name in COUNT_FIELDS:
-            fields[name] = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-        return fields
-
-
-class TopUserSerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=128, allow_blank=True, trim_whitespace=False)
-    sessions = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-    failed_attempts = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-    accepted = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-
-
-class DayDetailSerializer(DaySerializer):
-    top_users = TopUserSerializer(many=True, max_length=10)
-
-
-class RangeSerializer(serializers.Serializer):
-    days = DaySerializer(many=True, max_length=400)
-
-
-class SourceSerializer(serializers.Serializer):
-    ip = serializers.CharField(max_length=255)
-    sessions = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-    failed_attempts = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-    accepted = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
-    users = serializers.ListField(
-        child=serializers.CharField(max_length=128, allow_blank=True), max_length=20
-    )
-    first_seen = serializers.DateTimeField()
-    last_seen = serializers.DateTimeField()
-
-
-class SourcePageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True, max_length=2000)
-    results = SourceSerializer(many=True, max_length=1000)
-
-
-class HealthSerializer(serializers.Serializer):
-    agent_version = serializers.CharField(max_length=40)
-    following = serializers.BooleanField(required=False, default=False)
-    sources = serializers.ListField(child=serializers.DictField(), max_length=100)
-
-
-def validated(serializer_class, data, what: str) -> dict:
-    s = serializer_class(data=data)
-    if not s.is_valid():
-        field, problems = next(iter(s.errors.items()))
-        detail = problems[0] if isinstance(problems, list) and problems else problems
-        raise PollError(f"The agent sent an invalid {what} ({field}: {str(detail)[:120]}).")
-    return s.validated_data
+def checked(check, data, what: str):
+    """Run one of answers.py's checks, turning its complaint into the host's one-sentence error."""
+    try:
+        return check(data)
+    except answers.InvalidAnswer as exc:
+        raise PollError(f"The agent sent an invalid {what} ({str(exc)[:160]}).") from None
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
@@ -214,7 +160,7 @@ def poll_host(host_id: int) -> str:
 
 
 def fetch_and_store(host: Host, agent: AgentConnection) -> None:
-    health = validated(HealthSerializer, agent.get("/api/v1/health/"), "health")
+    health = checked(answers.health, agent.get("/api/v1/health/"), "health")
     today = timezone.localdate()
     backfill_start = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
     since = (
@@ -224,16 +170,14 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
     )
     # One day past today: an agent in a zone ahead of ours may already count tomorrow.
     until = today + timedelta(days=1)
-    days = validated(
-        RangeSerializer, agent.get("/api/v1/logins/", {"since": since, "until": until}), "day list"
+    days = checked(
+        answers.day_range, agent.get("/api/v1/logins/", {"since": since, "until": until}), "day list"
     )
-    reported = {row["date"]: row for row in days["days"] if since <= row["date"] <= until}
+    reported = {row["date"]: row for row in days if since <= row["date"] <= until}
     stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
     for day, row in sorted(reported.items()):
         previous = stored.get(day)
-        if previous is not None and all(
-            getattr(previous, f) == row[f] for f in (*COUNT_FIELDS, "unique_sources")
-        ):
+        if previous is not None and all(getattr(previous, f) == row[f] for f in answers.DAY_COUNTS):
             HostDay.objects.filter(pk=previous.pk).update(polled_at=timezone.now())
             continue  # unchanged: its sources are unchanged too
         detail = fetch_day(agent, day)
@@ -249,7 +193,7 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
 
 def fetch_day(agent: AgentConnection, day: date) -> dict:
     """The agent's day object: counts and its busiest user names (which the range lacks)."""
-    row = validated(DayDetailSerializer, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
+    row = checked(answers.day_detail, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
     if row["date"] != day:
         raise PollError(f"The agent answered for {row['date']} when asked for {day}.")
     return row
@@ -259,13 +203,13 @@ def fetch_sources(agent: AgentConnection, day: date) -> list[dict]:
     sources: list[dict] = []
     page = agent.get(f"/api/v1/sources/{day.isoformat()}/", {"page_size": 1000})
     for _ in range(MAX_SOURCE_PAGES):
-        data = validated(SourcePageSerializer, page, f"source list of {day}")
-        sources += data["results"]
-        if not data["next"]:
+        rows, next_link = checked(answers.source_page, page, f"source list of {day}")
+        sources += rows
+        if not next_link:
             return sources
         # Follow only the agent's own path (under the host URL's prefix, if any): a `next`
         # pointing elsewhere is not fetched.
-        next_url = httpx.URL(data["next"])
+        next_url = httpx.URL(next_link)
         path = next_url.path
         if agent.base_path and path.startswith(agent.base_path + "/"):
             path = path[len(agent.base_path) :]
@@ -294,23 +238,21 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
 
 def day_defaults(row: dict) -> dict:
     return {
-        **{f: row[f] for f in (*COUNT_FIELDS, "unique_sources")},
-        "top_users": [dict(u) for u in row["top_users"]],
+        **{f: row[f] for f in answers.DAY_COUNTS},
+        "top_users": row["top_users"],
         "polled_at": timezone.now(),
     }
 
 
 def record_success(host: Host, health: dict, polled_through: date) -> None:
-    unread = [s.get("unread_bytes") for s in health["sources"] if isinstance(s.get("unread_bytes"), int)]
-    events = [s.get("last_event_at") for s in health["sources"] if isinstance(s.get("last_event_at"), str)]
     host.last_poll_at = host.last_success_at = timezone.now()
     host.last_error = ""
     host.consecutive_failures = 0
     host.agent_version = health["agent_version"]
-    host.unread_bytes = sum(unread) if unread else None
-    host.malformed_lines = _health_sum(health, "malformed_lines")
-    host.unknown_last_24h = _health_sum(health, "unknown_last_24h")
-    host.last_event_at = _parse_time(max(events)) if events else None
+    host.unread_bytes = health["unread_bytes"]
+    host.malformed_lines = health["malformed_lines"]
+    host.unknown_last_24h = health["unknown_last_24h"]
+    host.last_event_at = health["last_event_at"]
     host.polled_through = polled_through
     # Reachable, but its agent is not following its log: the numbers are getting old.
     host.state = OK if health["following"] else STALE
@@ -327,23 +269,8 @@ def record_failure(host: Host, error: str) -> None:
     host.last_poll_at = timezone.now()
     host.last_error = error[:300]
     host.consecutive_failures += 1
-    host.state = DOWN if host.consecutive_failures >= DOWN_AFTER_FAILURES else STALE
+    host.state = DOWN
     host.save(update_fields=["last_poll_at", "last_error", "consecutive_failures", "state"])
-
-
-def _health_sum(health: dict, field: str) -> int | None:
-    values = [s.get(field) for s in health["sources"]]
-    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT]
-    return sum(numbers) if numbers else None
-
-
-def _parse_time(text: str):
-    from django.utils.dateparse import parse_datetime
-
-    try:
-        return parse_datetime(text)
-    except ValueError:
-        return None
 
 
 def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:

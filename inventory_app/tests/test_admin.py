@@ -163,10 +163,10 @@ class PollNowActionTests(TransactionTestCase):
             CHANGELIST, {"action": "poll_now", "_selected_action": [dead.pk, off.pk]}, follow=True
         )
 
-        # The dead host failed once (stale) with a sentence saying why; others were not polled.
-        self.assertContains(response, "Polled 1 host(s): 1 stale, 1 disabled, not polled.")
+        # The dead host is down with a sentence saying why; the others were not polled.
+        self.assertContains(response, "Polled 1 host(s): 1 down, 1 disabled, not polled.")
         dead.refresh_from_db()
-        self.assertEqual((dead.state, dead.consecutive_failures), (STALE, 1))
+        self.assertEqual((dead.state, dead.consecutive_failures), (DOWN, 1))
         self.assertIn("Cannot connect to", dead.last_error)
         self.assertIsNone(dead.polling_since)
         for host in (off, untouched):

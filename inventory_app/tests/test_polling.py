@@ -10,7 +10,7 @@ from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
 from collector.agent import Agent
-from collector.models import DailyCount, DailySource
+from collector.models import AgentState, DailyCount, DailySource
 from collector.tests.logs import brute_force, login, scanner
 from inventory_app import polling
 from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
@@ -73,6 +73,16 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.assertEqual((self.host.malformed_lines, self.host.unknown_last_24h), (0, 0))
         self.assertEqual(self.host.polled_through, timezone.localdate() - timedelta(days=2))
 
+    def test_it_marks_a_host_stale_while_its_agent_is_not_following_its_log(self):
+        AgentState.objects.update_or_create(pk=1, defaults={"heartbeat_at": timezone.now()})
+        self.assertEqual(polling.poll_host(self.host.pk), OK)
+        # The watcher stopped: the API still answers, but the counts are getting old.
+        AgentState.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=10))
+        self.assertEqual(polling.poll_host(self.host.pk), STALE)
+        self.host.refresh_from_db()
+        self.assertEqual((self.host.last_error, self.host.consecutive_failures), ("", 0))
+        self.assertEqual(HostDay.objects.count(), DailyCount.objects.count())  # still stored
+
     def test_it_stores_nothing_twice_and_replaces_a_revised_day(self):
         polling.poll_host(self.host.pk)
         polling.poll_host(self.host.pk)
@@ -91,10 +101,10 @@ class PollingLiveAgentTests(LiveServerTestCase):
         polling.poll_host(self.host.pk)
         self.assertEqual(HostDay.objects.count(), DailyCount.objects.count())
 
-    def test_it_records_a_rejected_token_then_marks_the_host_down(self):
+    def test_it_marks_a_host_down_with_a_rejected_token_and_counts_the_failures(self):
         self.host.token = "wrong-token-0123456789"
         self.host.save()
-        self.assertEqual(polling.poll_host(self.host.pk), STALE)
+        self.assertEqual(polling.poll_host(self.host.pk), DOWN)
         self.assertEqual(polling.poll_host(self.host.pk), DOWN)
         self.host.refresh_from_db()
         self.assertEqual(
@@ -150,7 +160,7 @@ class PollingHostileAgentTests(LiveServerTestCase):
             host = self.poll(url)
             self.assertLess(time.monotonic() - started, 5, name)  # at most its timeouts
             self.assertIn(expected, host.last_error, name)
-            self.assertEqual(host.state, STALE, name)
+            self.assertEqual(host.state, DOWN, name)
             self.assertNotIn("\n", host.last_error)
         self.assertFalse(HostDay.objects.exists())  # nothing stored from any of them
 
@@ -164,7 +174,7 @@ class PollingHostileAgentTests(LiveServerTestCase):
         states = polling.poll_round()
         # Concurrent: four 1-second timeouts cost about one second, not four.
         self.assertLess(time.monotonic() - started, 3)
-        self.assertEqual(states, {STALE: 4})
+        self.assertEqual(states, {DOWN: 4})
 
 
 @override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
