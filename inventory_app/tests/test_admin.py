@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
 
-from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host
+from inventory_app.models import DOWN, NEVER_POLLED, OK, Host
 
 from .agents import closed_port_url
 
