@@ -92,7 +92,7 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "Set SECRET_KEY or SECRET_KEY_FILE (or DEBUG=1 for development); "
-            "scripts/install-agent.sh writes one to data/alpha.env."
+            "scripts/run-agent.sh and scripts/run-system.sh write one to data/alpha.env."
         )
     SECRET_KEY = "insecure-development-key-never-used-in-production"
 ALLOWED_HOSTS = [

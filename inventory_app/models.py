@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import date, timedelta
 
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models
 from django.utils import timezone
 
 from collector.sessions import DAY_FIELDS
@@ -113,6 +114,58 @@ class HostDay(models.Model):
         return timezone.now() - self.polled_at > timedelta(seconds=3 * interval_seconds)
 
 
+class HostSourceQuerySet(models.QuerySet):
+    # The columns polling writes, in the order of the tuples from db_rows().
+    COLUMNS = ("host_id", "day", "ip", "sessions", "failed_attempts", "accepted", "users", "first_seen",
+               "last_seen")  # fmt: skip
+
+    def db_rows(self, host_id: int, day: date, sources: list[dict]) -> list[tuple]:
+        """Checked source rows (polling's answers.source) as database values for replace_day(),
+        built before its transaction so that SQLite's write lock is held only to write them."""
+        ops = connections[self.db].ops
+        stored_day = ops.adapt_datefield_value(day)
+        moment = ops.adapt_datetimefield_value
+        return [
+            (
+                host_id,
+                stored_day,
+                s["ip"],
+                s["sessions"],
+                s["failed_attempts"],
+                s["accepted"],
+                json.dumps(s["users"]),
+                moment(s["first_seen"]),
+                moment(s["last_seen"]),
+            )  # fmt: skip
+            for s in sources
+        ]
+
+    def replace_day(self, host_id: int, day: date, rows: list[tuple]) -> None:
+        """Replace one host's sources of one day by `rows` (from db_rows), inside the caller's
+        transaction.
+
+        Polling writes about 600 rows per host and day, 500,000 in a first round over 1,000 hosts.
+        bulk_create() spent 45 us per row building model instances and quoting every value in
+        Python, most of a round's CPU; this goes through Django's connection all the same, with
+        COPY on PostgreSQL and one executemany on SQLite (0.1 to 0.2 of the time). The rows were
+        validated field by field (inventory_app/answers.py) and travel as parameters, never as
+        SQL text."""
+        self.filter(host_id=host_id, day=day).delete()
+        if not rows:
+            return
+        connection = connections[self.db]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(c) for c in self.COLUMNS)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                placeholders = ", ".join(["%s"] * len(self.COLUMNS))
+                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+
+
 class HostSource(models.Model):
     """A source address seen by one host on one day."""
 
@@ -125,6 +178,8 @@ class HostSource(models.Model):
     users = models.JSONField(default=list)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+
+    objects = HostSourceQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "day", "ip"], name="hostsource_host_day_ip")]

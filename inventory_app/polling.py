@@ -224,16 +224,10 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
     seen: dict[str, dict] = {}
     for source in sources:
         seen[source["ip"]] = source  # an agent listing an address twice keeps one row
+    rows = HostSource.objects.db_rows(host.pk, day, list(seen.values()))
     with transaction.atomic():
-        HostDay.objects.update_or_create(
-            host=host,
-            day=day,
-            defaults=day_defaults(row),
-        )
-        HostSource.objects.filter(host=host, day=day).delete()
-        HostSource.objects.bulk_create(
-            (HostSource(host=host, day=day, **source) for source in seen.values()), batch_size=500
-        )
+        HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row))
+        HostSource.objects.replace_day(host.pk, day, rows)
 
 
 def day_defaults(row: dict) -> dict:
