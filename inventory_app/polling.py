@@ -8,17 +8,20 @@ costs at most its timeout and an error on its own host.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import ssl
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
 
@@ -272,24 +275,44 @@ def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:
     if host_ids is None:
         host_ids = list(Host.objects.enabled().values_list("pk", flat=True))
     states: dict[str, int] = {}
-
-    def run(host_id: int) -> str:
-        try:
-            return poll_host(host_id)
-        except Exception:
-            # One host's trouble (even the database refusing its status) never ends the round.
-            logger.exception("Polling host %s failed", host_id)
-            return "error"
-        finally:
-            connection.close()  # each worker thread has its own connection
-
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(settings.ALPHA_POLL_CONCURRENCY, len(host_ids) or 1))
-    ) as pool:
-        for state in pool.map(run, host_ids):
+    with polling_threads(len(host_ids)) as pool:
+        for state in pool.map(poll_guarded, host_ids):
             states[state or "skipped"] = states.get(state or "skipped", 0) + 1
     close_old_connections()
     return states
+
+
+def poll_guarded(host_id: int) -> str:
+    # A connection left broken by the previous host of this thread is replaced, not reused.
+    connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
+    try:
+        return poll_host(host_id)
+    except Exception:
+        # One host's trouble (even the database refusing its status) never ends the round.
+        logger.exception("Polling host %s failed", host_id)
+        return "error"
+
+
+@contextlib.contextmanager
+def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
+    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection for all its hosts
+    (a new PostgreSQL connection per host cost the database more CPU than the host's rows), all
+    closed when the pool is done."""
+    adopted: list[BaseDatabaseWrapper] = []
+
+    def adopt() -> None:
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        wrapper.inc_thread_sharing()  # so that this thread may close it below
+        adopted.append(wrapper)
+
+    workers = max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, initializer=adopt) as pool:
+            yield pool
+    finally:
+        for wrapper in adopted:
+            wrapper.close()
+            wrapper.dec_thread_sharing()
 
 
 def refresh_day(day: date, host_ids: list[int] | None = None) -> dict[int, str]:
@@ -306,9 +329,8 @@ def refresh_day(day: date, host_ids: list[int] | None = None) -> dict[int, str]:
             errors[host.pk] = str(exc)
         finally:
             agent.close()
-            connection.close()
 
     if hosts:
-        with ThreadPoolExecutor(max_workers=max(1, min(settings.ALPHA_POLL_CONCURRENCY, len(hosts)))) as pool:
+        with polling_threads(len(hosts)) as pool:
             list(pool.map(run, hosts))
     return errors
