@@ -265,6 +265,9 @@ ALPHA_POLL_INTERVAL = env_int("ALPHA_POLL_INTERVAL", 300, minimum=10)
 ALPHA_BACKFILL_DAYS = env_int("ALPHA_BACKFILL_DAYS", 30, minimum=1)
 ALPHA_POLL_CONNECT_TIMEOUT = env_float("ALPHA_POLL_CONNECT_TIMEOUT", 3.0, minimum=0.1)
 ALPHA_POLL_READ_TIMEOUT = env_float("ALPHA_POLL_READ_TIMEOUT", 10.0, minimum=0.1)
+# The read timeout of a poll's first request, the agent's small health answer: an agent that
+# accepts connections but does not answer is given up on after this, not the full read timeout.
+ALPHA_POLL_HEALTH_TIMEOUT = env_float("ALPHA_POLL_HEALTH_TIMEOUT", 3.0, minimum=0.1)
 ALPHA_POLL_MAX_BYTES = env_int("ALPHA_POLL_MAX_BYTES", 5_000_000, minimum=10_000)
 # A poll that has not released its host after this long is presumed dead (worker killed).
 ALPHA_POLL_LEASE = env_int("ALPHA_POLL_LEASE", 600, minimum=30)

@@ -74,11 +74,14 @@ class AgentConnection:
         """The path part of the host's URL (an agent behind a proxy may live under a prefix)."""
         return httpx.URL(self.host.url).path.rstrip("/")
 
-    def get(self, path: str, params: dict | None = None):
+    def get(self, path: str, params: dict | None = None, read_timeout: float | None = None):
         """GET a JSON document, refusing answers over ALPHA_POLL_MAX_BYTES."""
         limit = settings.ALPHA_POLL_MAX_BYTES
+        timeout = self.client.timeout
+        if read_timeout is not None:
+            timeout = httpx.Timeout(read_timeout, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT)
         try:
-            with self.client.stream("GET", path, params=params) as response:
+            with self.client.stream("GET", path, params=params, timeout=timeout) as response:
                 if response.status_code != 200:
                     raise PollError(_status_sentence(response.status_code))
                 body = bytearray()
@@ -163,7 +166,11 @@ def poll_host(host_id: int) -> str:
 
 
 def fetch_and_store(host: Host, agent: AgentConnection) -> None:
-    health = checked(answers.health, agent.get("/api/v1/health/"), "health")
+    health = checked(
+        answers.health,
+        agent.get("/api/v1/health/", read_timeout=settings.ALPHA_POLL_HEALTH_TIMEOUT),
+        "health",
+    )
     today = timezone.localdate()
     backfill_start = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
     since = (

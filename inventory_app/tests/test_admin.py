@@ -151,7 +151,7 @@ class HostAdminTests(TestCase):
 
 
 # Real threads poll here, each with its own connection: they must see committed rows.
-@override_settings(ALPHA_POLL_CONNECT_TIMEOUT=0.5, ALPHA_POLL_READ_TIMEOUT=0.5)
+@override_settings(ALPHA_POLL_CONNECT_TIMEOUT=0.5, ALPHA_POLL_READ_TIMEOUT=0.5, ALPHA_POLL_HEALTH_TIMEOUT=0.5)
 class PollNowActionTests(TransactionTestCase):
     def test_it_polls_the_selected_enabled_hosts_and_records_the_error(self):
         self.client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))

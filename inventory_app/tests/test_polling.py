@@ -33,7 +33,12 @@ def today_lines(pid: int, ip: str) -> list[str]:
     return brute_force(start, pid, ip, "admin") + login(start, pid + 1, pid + 2, ip)
 
 
-@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
+@override_settings(
+    ALPHA_AGENT_TOKEN=TOKEN,
+    ALPHA_POLL_READ_TIMEOUT=1.0,
+    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
+    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
+)
 class PollingLiveAgentTests(LiveServerTestCase):
     """The poller against the project's own agent API, served by a live server with real data."""
 
@@ -121,7 +126,12 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.assertEqual(polling.poll_host(self.host.pk), OK)
 
 
-@override_settings(ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0, ALPHA_POLL_MAX_BYTES=20_000)
+@override_settings(
+    ALPHA_POLL_READ_TIMEOUT=1.0,
+    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
+    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
+    ALPHA_POLL_MAX_BYTES=20_000,
+)
 class PollingHostileAgentTests(LiveServerTestCase):
     def serve(self, handler) -> str:
         agent = FakeAgent(handler)
@@ -164,6 +174,25 @@ class PollingHostileAgentTests(LiveServerTestCase):
             self.assertNotIn("\n", host.last_error)
         self.assertFalse(HostDay.objects.exists())  # nothing stored from any of them
 
+    @override_settings(ALPHA_POLL_HEALTH_TIMEOUT=0.5, ALPHA_POLL_READ_TIMEOUT=2.0)
+    def test_it_gives_up_on_a_hung_agent_after_the_health_timeout_and_on_a_slow_answer_after_the_read_timeout(
+        self,
+    ):
+        silent = SilentAgent()
+        self.addCleanup(silent.close)
+        started = time.monotonic()
+        host = self.poll(silent.url)
+        self.assertLess(time.monotonic() - started, 1.5)  # the health timeout, not the read timeout
+        self.assertEqual(
+            (host.state, host.last_error), (DOWN, f"The agent at {silent.url} did not answer in time.")
+        )
+
+        health = json.dumps({"agent_version": "1", "following": True, "sources": []}).encode()
+        # Its health is quick, its day list slower than the health timeout but within the read
+        # timeout: a slow agent is waited for, up to the read timeout.
+        slow = self.serve(lambda path: (200, health, 0) if "health" in path else (200, b'{"days": []}', 1.0))
+        self.assertEqual(self.poll(slow).state, OK)
+
     def test_a_slow_agent_does_not_delay_the_others(self):
         silent = [SilentAgent() for _ in range(4)]
         for agent in silent:
@@ -177,7 +206,12 @@ class PollingHostileAgentTests(LiveServerTestCase):
         self.assertEqual(states, {DOWN: 4})
 
 
-@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
+@override_settings(
+    ALPHA_AGENT_TOKEN=TOKEN,
+    ALPHA_POLL_READ_TIMEOUT=1.0,
+    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
+    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
+)
 class RefreshDayTests(LiveServerTestCase):
     def test_it_fetches_one_day_live_from_every_host(self):
         write_log(today_lines(70, "198.51.100.5"))

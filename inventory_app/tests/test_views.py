@@ -375,7 +375,12 @@ class CentralApiTests(TestCase):
         self.assertEqual(staff.get("/api/docs/").status_code, 200)
 
 
-@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=1.0, ALPHA_POLL_CONNECT_TIMEOUT=1.0)
+@override_settings(
+    ALPHA_AGENT_TOKEN=TOKEN,
+    ALPHA_POLL_READ_TIMEOUT=1.0,
+    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
+    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
+)
 class FleetRefreshTests(LiveServerTestCase):
     """?refresh=1 against the project's own agent API, served live with real data."""
 
