@@ -33,6 +33,24 @@ class InvalidAnswer(ValueError):
         self.field = field
         self.problem = problem
 
+    def inside(self, outer: str) -> InvalidAnswer:
+        """The same problem, named from the enclosing document: "ip" inside "results[3]"."""
+        return InvalidAnswer(f"{outer}.{self.field}" if self.field else outer, self.problem)
+
+
+def each(values: list, check, field: str) -> list:
+    """check() every item of a list; a problem is named with its item's index."""
+    try:
+        return [check(value) for value in values]
+    except InvalidAnswer:
+        # Names are built only for the item that failed: a page has a thousand that pass.
+        for i, value in enumerate(values):
+            try:
+                check(value)
+            except InvalidAnswer as exc:
+                raise exc.inside(f"{field}[{i}]") from None
+        raise
+
 
 # --- Fields -------------------------------------------------------------------------------------
 
@@ -132,35 +150,36 @@ def _sum(sources: list[dict], name: str) -> int | None:
     return sum(values) if values else None
 
 
-def day_counts(data, field: str) -> dict:
-    data = mapping(data, field)
-    row = {"date": day(data.get("date"), f"{field}.date")}
+def day_counts(data) -> dict:
+    data = mapping(data, "")
+    row = {"date": day(data.get("date"), "date")}
     for name in DAY_COUNTS:
-        row[name] = count(data.get(name), f"{field}.{name}")
+        row[name] = count(data.get(name), name)
     return row
 
 
 def day_range(data) -> list[dict]:
     """/api/v1/logins/?since&until: the counts of each day."""
-    days = items(mapping(data, "day list").get("days"), "days", MAX_RANGE_DAYS)
-    return [day_counts(row, f"days[{i}]") for i, row in enumerate(days)]
+    return each(items(mapping(data, "day list").get("days"), "days", MAX_RANGE_DAYS), day_counts, "days")
 
 
 def day_detail(data) -> dict:
     """/api/v1/logins/<date>/: the day's counts and its busiest user names."""
-    row = day_counts(data, "day")
-    users = items(data.get("top_users"), "top_users", MAX_TOP_USERS)
-    row["top_users"] = [top_user(u, f"top_users[{i}]") for i, u in enumerate(users)]
+    try:
+        row = day_counts(data)
+    except InvalidAnswer as exc:
+        raise exc.inside("day") from None
+    row["top_users"] = each(items(data.get("top_users"), "top_users", MAX_TOP_USERS), top_user, "top_users")
     return row
 
 
-def top_user(data, field: str) -> dict:
-    data = mapping(data, field)
+def top_user(data) -> dict:
+    data = mapping(data, "")
     return {
-        "user": text(data.get("user"), f"{field}.user", 128, blank=True),
-        "sessions": count(data.get("sessions"), f"{field}.sessions"),
-        "failed_attempts": count(data.get("failed_attempts"), f"{field}.failed_attempts"),
-        "accepted": count(data.get("accepted"), f"{field}.accepted"),
+        "user": text(data.get("user"), "user", 128, blank=True),
+        "sessions": count(data.get("sessions"), "sessions"),
+        "failed_attempts": count(data.get("failed_attempts"), "failed_attempts"),
+        "accepted": count(data.get("accepted"), "accepted"),
     }
 
 
@@ -172,19 +191,21 @@ def source_page(data) -> tuple[list[dict], str | None]:
         text(next_url, "next", 2000)
         if not next_url.startswith(("http://", "https://")):
             raise InvalidAnswer("next", "must be an http(s) URL or null")
-    results = items(data.get("results"), "results", MAX_PAGE_ROWS)
-    return [source(row, f"results[{i}]") for i, row in enumerate(results)], next_url
+    return each(items(data.get("results"), "results", MAX_PAGE_ROWS), source, "results"), next_url
 
 
-def source(data, field: str) -> dict:
-    data = mapping(data, field)
-    users = items(data.get("users"), f"{field}.users", MAX_USERS_PER_SOURCE)
+def source(data) -> dict:
+    data = mapping(data, "")
     return {
-        "ip": text(data.get("ip"), f"{field}.ip", 255),
-        "sessions": count(data.get("sessions"), f"{field}.sessions"),
-        "failed_attempts": count(data.get("failed_attempts"), f"{field}.failed_attempts"),
-        "accepted": count(data.get("accepted"), f"{field}.accepted"),
-        "users": [text(u, f"{field}.users[{j}]", 128, blank=True) for j, u in enumerate(users)],
-        "first_seen": moment(data.get("first_seen"), f"{field}.first_seen"),
-        "last_seen": moment(data.get("last_seen"), f"{field}.last_seen"),
+        "ip": text(data.get("ip"), "ip", 255),
+        "sessions": count(data.get("sessions"), "sessions"),
+        "failed_attempts": count(data.get("failed_attempts"), "failed_attempts"),
+        "accepted": count(data.get("accepted"), "accepted"),
+        "users": each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users"),
+        "first_seen": moment(data.get("first_seen"), "first_seen"),
+        "last_seen": moment(data.get("last_seen"), "last_seen"),
     }
+
+
+def user_name(value) -> str:
+    return text(value, "", 128, blank=True)

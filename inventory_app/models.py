@@ -150,13 +150,17 @@ class HostSourceQuerySet(models.QuerySet):
         COPY on PostgreSQL and one executemany on SQLite (0.1 to 0.2 of the time). The rows were
         validated field by field (inventory_app/answers.py) and travel as parameters, never as
         SQL text."""
-        self.filter(host_id=host_id, day=day).delete()
-        if not rows:
-            return
         connection = connections[self.db]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(c) for c in self.COLUMNS)
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        columns = ", ".join(quote(c) for c in self.COLUMNS)
         with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {quote('host_id')} = %s AND {quote('day')} = %s",
+                [host_id, connection.ops.adapt_datefield_value(day)],
+            )
+            if not rows:
+                return
             if connection.vendor == "postgresql":
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in rows:

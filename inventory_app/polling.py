@@ -236,7 +236,10 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
         seen[source["ip"]] = source  # an agent listing an address twice keeps one row
     rows = HostSource.objects.db_rows(host.pk, day, list(seen.values()))
     with transaction.atomic():
-        HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row))
+        # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
+        counts = day_defaults(row)
+        if not HostDay.objects.filter(host=host, day=day).update(**counts):
+            HostDay.objects.create(host=host, day=day, **counts)
         HostSource.objects.replace_day(host.pk, day, rows)
 
 
