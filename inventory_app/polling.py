@@ -185,18 +185,21 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
     )
     reported = {row["date"]: row for row in days if since <= row["date"] <= until}
     stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
+    unchanged = []
     for day, row in sorted(reported.items()):
         previous = stored.get(day)
         if previous is not None and all(getattr(previous, f) == row[f] for f in answers.DAY_COUNTS):
-            HostDay.objects.filter(pk=previous.pk).update(polled_at=timezone.now())
-            continue  # unchanged: its sources are unchanged too
+            unchanged.append(previous.pk)  # and so are its sources
+            continue
         detail = fetch_day(agent, day)
         store_day(host, day, detail, fetch_sources(agent, day))
+    if unchanged:
+        HostDay.objects.filter(pk__in=unchanged).update(polled_at=timezone.now())
     # Days the agent no longer reports (its database was reset) are gone here too.
-    HostDay.objects.filter(host=host, day__gte=since, day__lte=until).exclude(day__in=list(reported)).delete()
-    HostSource.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
-        day__in=list(reported)
-    ).delete()
+    gone = [day for day in stored if day not in reported]
+    if gone:
+        HostDay.objects.filter(host=host, day__in=gone).delete()
+        HostSource.objects.filter(host=host, day__in=gone).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
 

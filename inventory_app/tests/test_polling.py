@@ -100,6 +100,17 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.assertEqual(today.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
         self.assertEqual(HostSource.objects.filter(day=timezone.localdate()).count(), 2)
 
+    def test_it_drops_days_the_agent_no_longer_reports(self):
+        polling.poll_host(self.host.pk)
+        yesterday = timezone.localdate() - timedelta(days=1)
+        self.assertTrue(HostSource.objects.filter(day=yesterday).exists())
+        # The agent's database was reset and holds only today.
+        DailySource.objects.filter(day=yesterday).delete()
+        DailyCount.objects.filter(day=yesterday).delete()
+        polling.poll_host(self.host.pk)
+        self.assertEqual(list(HostDay.objects.values_list("day", flat=True)), [timezone.localdate()])
+        self.assertEqual(set(HostSource.objects.values_list("day", flat=True)), {timezone.localdate()})
+
     def test_it_catches_up_a_host_that_was_away(self):
         self.host.polled_through = timezone.localdate() - timedelta(days=20)
         self.host.save()
