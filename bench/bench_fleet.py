@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_fleet.py [--hosts 1000] [--silent-share 0.1] [--days 2]
         [--concurrency 64] [--connect-timeout 3] [--read-timeout 10] [--rounds 3]
         [--postgres | --both] [--no-sequential | --seq-backend sqlite|postgresql] [--seq-silent 5]
-        [--profile] [--processes K] [--variant NAME ...] [--what-if-backend B]
-        [--what-if-hosts N] [--what-if-concurrency T] [--wait-quiet 180] [--keep]
+        [--celery K [--celery-concurrency 32] [--celery-only] [--celery-limit 1800]]
+        [--wait-quiet 180] [--keep]
+    BENCH_FLEET_WRAP="py-spy record --gil -f raw -o r1.txt --" .venv/bin/python bench/bench_fleet.py ...
 
 In one run:
   1. A fleet simulator in its own process (so it shares no GIL with the poller): a hand-written
@@ -35,27 +36,40 @@ In one run:
      CPU the rest of the machine used meanwhile), and after each the database is checked against
      the simulator's data: every answering host's HostDay rows (counts and top users) and every
      HostSource row exactly (all fields), state ok and no error; every silent host with no
-     data, a "did not answer in time" error, consecutive_failures = round number, state down. A round that poll_hosts aborts is
-     reported (and the backend's later rounds skipped).
+     data, a "did not answer in time" error, consecutive_failures = round number, state down.
+     A round that poll_hosts aborts is reported (and the backend's later rounds skipped).
+     BENCH_FLEET_WRAP, if set, is a command line that each round runs under, e.g.
+     "py-spy record --gil -f raw -o r1.txt --" (the times then include the wrapper's cost).
   4. Sequential (--seq-backend, default SQLite; a fresh database): `polling.poll_host(id)` one
      host after another in one process, on the same data as R1, then R2. Every answering host is
-     polled and timed; a silent host costs a whole read timeout, so only --seq-silent of them
-     are polled and the rest are EXTRAPOLATED (their mean time x the number of silent hosts).
+     polled and timed; a silent host costs the health request's timeout
+     (ALPHA_POLL_HEALTH_TIMEOUT, default 3 s; the environment's ALPHA_* are not passed on), so
+     only --seq-silent of them are polled and the rest are EXTRAPOLATED (their mean time x the
+     number of silent hosts).
      The report says so. The sequential results are verified like the rounds.
-  5. What-ifs, each on a fresh database (--what-if-backend), R1 then R2 (verified):
-     --profile: poll_round() in-process with wrappers that add up each thread's CPU time and
-       wall time per step (HTTP client set-up, GET + JSON, validation, store_day, the rest);
-     --processes K: the hosts split in K contiguous shares, one poll_round() process each, at
-       the same time (what Celery prefork workers would do on the 2 cores);
-     --variant NAME (repeatable) replaces functions of inventory_app/polling.py at run time in
-       those child processes only (nothing is edited on disk; see apply_variant): shared-ssl,
-       plain-validate, raw-insert, rows-outside-tx, one-writer.
+  5. Celery (--celery K, default 0 = off): the same rounds through the production path, after
+     the poll_hosts rounds (--celery-only skips those), on a fresh database per backend. K
+     workers `celery -A alphaproject worker --pool threads --concurrency C -l warning
+     --without-mingle --without-gossip -n benchN@%h` (C = --celery-concurrency, default 32)
+     with the poller's environment and CELERY_BROKER_URL on an empty Redis database of
+     redis://127.0.0.1:6379 (claimed as inventory_app/tests/test_tasks.py claims one: a key SET
+     NX with an expiry on dbs 15..1; flushed at the end). Start-up (until every worker answers a
+     ping) is not timed. A round: the simulator's generation set as above, t0 taken, then
+     poll_all_hosts sent by name as the beat sends it (a worker runs it; it fans out one
+     poll_host task per enabled host with group().apply_async()); the database is read every
+     0.2 s until every Host has last_poll_at >= t0 and polling_since NULL. The round time is
+     from the send to that read (the line also gives when the last host was saved, from
+     max(last_poll_at)). CPU: utime + stime of the worker processes (their threads included)
+     from /proc, and the rest of the machine as for the rounds. Verified like the rounds. A
+     round not done after --celery-limit s, or a worker that exits, is a failure. The workers'
+     logs (warnings and errors only) are in the work dir; the lines each round logged are
+     counted in the report. The workers get SIGTERM at the end (killed after 30 s).
   Before each timed phase the script waits up to --wait-quiet seconds for the rest of the
   machine to go idle (other work skews everything here) and warns if it did not.
 
 Target (MET / MISSED, never changes the exit code): R1 completes within 30 s, all answering
-hosts stored correctly, the silent ones marked down. Exit 1 if a correctness check
-fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
+hosts stored correctly, the silent ones marked down; one TARGET line per backend and path
+(poll_hosts, Celery). Exit 1 if a correctness check fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
 """
 
 from __future__ import annotations
@@ -67,6 +81,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -401,7 +416,7 @@ def serve_main(cfg: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Django-side children: set up hosts, verify, sequential polls, profile
+# Django-side children: set up hosts, verify, sequential polls
 # --------------------------------------------------------------------------------------------
 
 
@@ -541,351 +556,6 @@ def sequential_main(cfg: dict) -> None:
             }
         )
     )
-
-
-def profile_main(cfg: dict) -> None:
-    """poll_round() in-process, with per-step thread CPU and wall time (see the module doc)."""
-    django_setup()
-    from django.conf import settings
-    from django.db import connection
-
-    from inventory_app import polling
-
-    if cfg.get("concurrency"):
-        settings.ALPHA_POLL_CONCURRENCY = cfg["concurrency"]
-    for variant in cfg.get("variants", []):
-        apply_variant(variant, polling)
-    lock = threading.Lock()
-    acc: dict[str, list[float]] = {}
-
-    def add(name: str, wall: float, cpu: float) -> None:
-        with lock:
-            row = acc.setdefault(name, [0.0, 0.0, 0])
-            row[0] += wall
-            row[1] += cpu
-            row[2] += 1
-
-    class Nested(threading.local):
-        depth = 0
-
-    nested = Nested()
-
-    def timed(name: str, fn):
-        def wrapper(*args, **kwargs):
-            # Only the outermost wrapped step counts: steps do not double-count nested ones.
-            nested.depth += 1
-            w0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                nested.depth -= 1
-                if nested.depth == 0:
-                    add(name, time.perf_counter() - w0, time.thread_time() - c0)
-
-        return wrapper
-
-    original_poll_host = polling.poll_host
-
-    def poll_host(host_id: int) -> str:
-        w0, c0 = time.perf_counter(), time.thread_time()
-        try:
-            return original_poll_host(host_id)
-        finally:
-            add("poll_host (total)", time.perf_counter() - w0, time.thread_time() - c0)
-
-    polling.AgentConnection.open = classmethod(
-        timed("http: client set-up", polling.AgentConnection.open.__func__)
-    )
-    polling.AgentConnection.get = timed("http: GET + json.loads", polling.AgentConnection.get)
-    polling.validated = timed("validation", polling.validated)
-    polling.store_day = timed("store_day (transaction)", polling.store_day)
-    polling.poll_host = poll_host
-
-    results = []
-    for gen in cfg["gens"]:
-        http_get(cfg["port"], f"/_ctl/gen/{gen}")
-        acc.clear()
-        ids = host_ids(range(1, cfg.get("limit", cfg["hosts"]) + 1))
-        connection.close()
-        r0 = os.times()
-        w0 = time.perf_counter()
-        try:
-            states = polling.poll_round(ids)
-        except Exception as exc:  # the round itself failed: report it, keep the numbers
-            states = {"ROUND ABORTED": f"{type(exc).__name__}: {str(exc)[:120]}"}
-        wall = time.perf_counter() - w0
-        r1 = os.times()
-        results.append(
-            {
-                "gen": gen,
-                "wall": wall,
-                "cpu": (r1.user - r0.user) + (r1.system - r0.system),
-                "states": states,
-                "steps": {k: v for k, v in acc.items()},
-            }
-        )
-    print(json.dumps(results))
-
-
-def part_main(cfg: dict) -> None:
-    """poll_round() over one share of the hosts (the multi-process what-if)."""
-    django_setup()
-    from inventory_app import polling
-
-    every = host_ids(range(1, cfg.get("limit", cfg["hosts"]) + 1))
-    # Contiguous shares: the silent hosts (every 10th) spread evenly over the processes.
-    ids = every[cfg["part"] * len(every) // cfg["parts"] : (cfg["part"] + 1) * len(every) // cfg["parts"]]
-    if cfg.get("concurrency"):
-        from django.conf import settings
-
-        settings.ALPHA_POLL_CONCURRENCY = cfg["concurrency"]
-    for variant in cfg.get("variants", []):
-        apply_variant(variant, polling)
-    w0 = time.perf_counter()
-    c0 = time.process_time()
-    states = polling.poll_round(ids)
-    print(json.dumps({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "states": states}))
-
-
-def apply_variant(name: str, polling) -> None:
-    """In-process what-ifs for the profile: functions of polling.py replaced at run time, in the
-    child process only (nothing is edited on disk). Each keeps what is stored identical, which
-    the verification after the profile checks."""
-    import httpx
-    from django.conf import settings
-    from django.db import transaction
-
-    fields = (*polling.COUNT_FIELDS, "unique_sources")
-
-    def day_defaults(row: dict, now) -> dict:
-        # polling's own HostDay values where it has the helper (it also stores top users).
-        if hasattr(polling, "day_defaults"):
-            return polling.day_defaults(row)
-        return {**{f: row[f] for f in fields}, "polled_at": now}
-
-    if name == "shared-ssl":
-        # One SSLContext per (verify, ca_bundle), made once, instead of httpx building one (and
-        # loading certifi's ~150 CA certificates) for every host in every round.
-        import ssl
-
-        import certifi
-
-        contexts: dict[str, ssl.SSLContext] = {}
-        contexts_lock = threading.Lock()
-
-        def context_for(bundle: str) -> ssl.SSLContext:
-            with contexts_lock:
-                if bundle not in contexts:
-                    contexts[bundle] = ssl.create_default_context(cafile=bundle or certifi.where())
-                return contexts[bundle]
-
-        def open_(cls, host):
-            verify = context_for(host.ca_bundle) if host.verify_tls else False
-            timeout = httpx.Timeout(
-                settings.ALPHA_POLL_READ_TIMEOUT, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT
-            )
-            client = httpx.Client(
-                base_url=host.url.rstrip("/"),
-                headers={"Authorization": f"Bearer {host.token}", "Accept": "application/json"},
-                timeout=timeout,
-                verify=verify,
-                follow_redirects=False,
-            )
-            return cls(host, client)
-
-        polling.AgentConnection.open = classmethod(open_)
-    elif name == "plain-validate":
-        # The source pages (nearly all validated items) checked by plain Python with the same
-        # rules as SourcePageSerializer; the other documents keep their DRF serializers.
-        original = polling.validated
-        MAX = polling.MAX_COUNT
-
-        def count(value, field):
-            if type(value) is not int or not 0 <= value <= MAX:
-                raise polling.PollError(
-                    f"The agent sent an invalid source list ({field}: {str(value)[:40]})."
-                )
-            return value
-
-        def moment(value, field):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except (TypeError, ValueError):
-                raise polling.PollError(f"The agent sent an invalid source list ({field}).") from None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-        def page(data):
-            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-                raise polling.PollError("The agent sent an invalid source list (results).")
-            nxt = data.get("next")
-            if nxt is not None and (not isinstance(nxt, str) or len(nxt) > 2000):
-                raise polling.PollError("The agent sent an invalid source list (next).")
-            if len(data["results"]) > 1000:
-                raise polling.PollError("The agent sent an invalid source list (results: too many).")
-            results = []
-            for s in data["results"]:
-                users = s.get("users") if isinstance(s, dict) else None
-                ip = s.get("ip") if isinstance(s, dict) else None
-                if (
-                    not isinstance(ip, str)
-                    or not ip
-                    or len(ip) > 255
-                    or not isinstance(users, list)
-                    or len(users) > 20
-                ):
-                    raise polling.PollError("The agent sent an invalid source list (ip/users).")
-                if not all(isinstance(u, str) and len(u) <= 128 for u in users):
-                    raise polling.PollError("The agent sent an invalid source list (users).")
-                results.append(
-                    {
-                        "ip": ip,
-                        "sessions": count(s.get("sessions"), "sessions"),
-                        "failed_attempts": count(s.get("failed_attempts"), "failed_attempts"),
-                        "accepted": count(s.get("accepted"), "accepted"),
-                        "users": users,
-                        "first_seen": moment(s.get("first_seen"), "first_seen"),
-                        "last_seen": moment(s.get("last_seen"), "last_seen"),
-                    }
-                )
-            return {"next": nxt, "results": results}
-
-        def validated(serializer_class, data, what):
-            if serializer_class is polling.SourcePageSerializer:
-                return page(data)
-            return original(serializer_class, data, what)
-
-        polling.validated = validated
-    elif name == "rows-outside-tx":
-        # store_day builds its HostSource objects before taking the write lock, not inside it.
-        HostDay, HostSource = polling.HostDay, polling.HostSource
-        fields = (*polling.COUNT_FIELDS, "unique_sources")
-
-        def store_day(host, day, row, sources):
-            seen = {source["ip"]: source for source in sources}
-            objs = [HostSource(host=host, day=day, **source) for source in seen.values()]
-            now = polling.timezone.now()
-            with transaction.atomic():
-                HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row, now))
-                HostSource.objects.filter(host=host, day=day).delete()
-                HostSource.objects.bulk_create(objs, batch_size=500)
-
-        polling.store_day = store_day
-    elif name == "raw-insert":
-        # store_day inserts its sources with one executemany of plain tuples (built before the
-        # transaction) instead of building HostSource instances and letting bulk_create
-        # prepare every field of every instance. Same columns, same values.
-        from django.db import connection
-
-        HostDay, HostSource = polling.HostDay, polling.HostSource
-        fields = (*polling.COUNT_FIELDS, "unique_sources")
-        table = HostSource._meta.db_table
-        columns = "host_id, day, ip, sessions, failed_attempts, accepted, users, first_seen, last_seen"
-
-        def store_day(host, day, row, sources):
-            ops = connection.ops
-            seen = {source["ip"]: source for source in sources}
-            users = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-            sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, {users}, %s, %s)"
-            day_value = ops.adapt_datefield_value(day)
-            params = [
-                (host.pk, day_value, s["ip"], s["sessions"], s["failed_attempts"], s["accepted"],
-                 json.dumps(s["users"]), ops.adapt_datetimefield_value(s["first_seen"]),
-                 ops.adapt_datetimefield_value(s["last_seen"]))
-                for s in seen.values()
-            ]  # fmt: skip
-            now = polling.timezone.now()
-            with transaction.atomic():
-                HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(row, now))
-                HostSource.objects.filter(host=host, day=day).delete()
-                with connection.cursor() as cursor:
-                    cursor.executemany(sql, params)
-
-        polling.store_day = store_day
-    elif name == "one-writer":
-        # poll_host split in two phases: fetch and validate everything with no database writes
-        # (reads only), then write the whole host in ONE transaction; every write (claim, the
-        # transaction, release, a failure) under one process-wide lock, so threads wait on a
-        # Python lock, woken at once, instead of in SQLite's busy handler, which sleeps up to
-        # 100 ms between tries and leaves the database idle meanwhile (and starves some waiters
-        # past the 30 s timeout). Same rows stored as fetch_and_store.
-        from datetime import timedelta as td
-
-        from django.utils import timezone
-
-        gate = threading.Lock()
-        Host, HostDay, HostSource = polling.Host, polling.HostDay, polling.HostSource
-        fields = (*polling.COUNT_FIELDS, "unique_sources")
-
-        def fetch(host, agent):
-            health = polling.validated(polling.HealthSerializer, agent.get("/api/v1/health/"), "health")
-            today = timezone.localdate()
-            start = today - td(days=settings.ALPHA_BACKFILL_DAYS - 1)
-            since = max(start, host.polled_through + td(days=1)) if host.polled_through else start
-            until = today + td(days=1)
-            days = polling.validated(
-                polling.RangeSerializer,
-                agent.get("/api/v1/logins/", {"since": since, "until": until}),
-                "day list",
-            )
-            reported = {r["date"]: r for r in days["days"] if since <= r["date"] <= until}
-            stored = {r.day: r for r in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
-            unchanged, changed = [], {}
-            for day, row in sorted(reported.items()):
-                previous = stored.get(day)
-                if previous is not None and all(getattr(previous, f) == row[f] for f in fields):
-                    unchanged.append(previous.pk)
-                else:
-                    detail = polling.fetch_day(agent, day) if hasattr(polling, "fetch_day") else row
-                    changed[day] = (detail, polling.fetch_sources(agent, day))
-            return health, today, since, until, reported, unchanged, changed
-
-        def write(host, plan):
-            health, today, since, until, reported, unchanged, changed = plan
-            with transaction.atomic():
-                if unchanged:
-                    HostDay.objects.filter(pk__in=unchanged).update(polled_at=timezone.now())
-                for day, (row, sources) in changed.items():
-                    polling.store_day(host, day, row, sources)  # a savepoint in this transaction
-                HostDay.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
-                    day__in=list(reported)
-                ).delete()
-                HostSource.objects.filter(host=host, day__gte=since, day__lte=until).exclude(
-                    day__in=list(reported)
-                ).delete()
-                polling.record_success(host, health, polled_through=today - td(days=2))
-
-        def poll_host(host_id):
-            with gate:
-                if not polling.claim(host_id):
-                    return ""
-            try:
-                host = Host.objects.get(pk=host_id)
-                agent = polling.AgentConnection.open(host)
-                try:
-                    plan = fetch(host, agent)
-                except polling.PollError as exc:
-                    with gate:
-                        polling.record_failure(host, str(exc))
-                    return host.state
-                except Exception:
-                    polling.logger.exception("Polling %s failed unexpectedly", host.name)
-                    with gate:
-                        polling.record_failure(
-                            host, "Polling failed unexpectedly; see the central server's log."
-                        )
-                    return host.state
-                finally:
-                    agent.close()
-                with gate:
-                    write(host, plan)
-                return host.state
-            finally:
-                with gate:
-                    polling.release(host_id)
-
-        polling.poll_host = poll_host
-    else:
-        raise SystemExit(f"unknown variant {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1052,6 +722,284 @@ def run_round(label: str, env: dict, sim: subprocess.Popen, work: str) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# The Celery path (--celery K): workers on a private Redis database, rounds fanned out by
+# poll_all_hosts as the beat would
+# --------------------------------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379"
+REDIS_CLAIM_KEY = "alpha:bench-fleet:claimed"
+CELERY = os.path.join(os.path.dirname(PYTHON), "celery")
+HOST_TABLE = "inventory_app_host"
+
+
+def claim_redis_db(hold: float):
+    """An empty database on the local Redis server, held for one Celery phase, found the way
+    inventory_app/tests/test_tasks.py's claim_redis_db finds one: SET a claim key NX with an
+    expiry on databases 15..1 and take the first that then holds that key only. Returns
+    (broker url, redis client)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(f"{REDIS_URL}/0", socket_connect_timeout=3, socket_timeout=5).ping()
+        for db in range(15, 0, -1):
+            client = redis.Redis.from_url(f"{REDIS_URL}/{db}", socket_connect_timeout=3, socket_timeout=30)
+            try:
+                if client.set(REDIS_CLAIM_KEY, os.getpid(), nx=True, ex=int(hold)):
+                    if client.dbsize() == 1:
+                        return f"{REDIS_URL}/{db}", client
+                    client.delete(REDIS_CLAIM_KEY)  # in use by something else: not ours to flush
+            except redis.ResponseError:
+                pass  # the server has fewer databases
+            client.close()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis is not usable at {REDIS_URL}: {exc}") from None
+    raise RuntimeError(f"no empty database on {REDIS_URL}")
+
+
+def tasks_left(client) -> int:
+    """Messages still queued (any queue list) or delivered and not acknowledged."""
+    waiting = sum(client.llen(key) for key in client.scan_iter("celery*") if client.type(key) == b"list")
+    return waiting + client.hlen("unacked")
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process, from /proc/PID/status."""
+    found = {"VmRSS:": 0.0, "VmHWM:": 0.0}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name = line.split(None, 1)[0] if line.strip() else ""
+                if name in found:
+                    found[name] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return found["VmRSS:"], found["VmHWM:"]
+
+
+class Workers:
+    """K `celery worker --pool threads` processes with the poller's environment, logging to files."""
+
+    def __init__(self, k: int, concurrency: int, env: dict, log_dir: str, label: str):
+        self.names = [f"bench{i}" for i in range(1, k + 1)]
+        self.logs = [os.path.join(log_dir, f"{label}-{name}.log") for name in self.names]
+        self.offsets = [0] * k
+        self.procs: list[subprocess.Popen] = []
+        for name, path in zip(self.names, self.logs, strict=True):
+            with open(path, "w") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        [CELERY, "-A", "alphaproject", "worker", "--pool", "threads",
+                         "--concurrency", str(concurrency), "-l", "warning", "--without-mingle",
+                         "--without-gossip", "-n", f"{name}@%h"],
+                        env=env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+                    )
+                )  # fmt: skip
+
+    def dead(self) -> str:
+        for name, proc, path in zip(self.names, self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                with open(path) as f:
+                    tail = [line for line in f.read().splitlines() if line.strip()][-3:]
+                return f"worker {name} exited with code {proc.returncode}: {' | '.join(tail)[:400]}"
+        return ""
+
+    def wait_ready(self, app, limit: float = 120) -> float:
+        """Until every worker answers a ping (its consumer is running). Returns the seconds."""
+        started = time.perf_counter()
+        while True:
+            if why := self.dead():
+                raise RuntimeError(why)
+            replies = app.control.ping(timeout=1.0)
+            seen = {name.split("@", 1)[0] for reply in replies for name in reply}
+            if seen >= set(self.names):
+                return time.perf_counter() - started
+            if time.perf_counter() - started > limit:
+                raise RuntimeError(f"workers not ready after {limit:.0f} s (answered: {sorted(seen)})")
+
+    def cpu(self) -> list[float]:
+        # utime + stime of each worker process: its pool's threads included.
+        return [proc_cpu(proc.pid) for proc in self.procs]
+
+    def new_log_lines(self) -> list[str]:
+        """Lines the workers logged since the last call (warnings and errors: -l warning)."""
+        lines = []
+        for i, path in enumerate(self.logs):
+            with open(path) as f:
+                f.seek(self.offsets[i])
+                text = f.read()
+                self.offsets[i] = f.tell()
+            lines += [f"{self.names[i]}: {line}" for line in text.splitlines() if line.strip()]
+        return lines
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # warm shutdown: running polls finish
+        deadline = time.monotonic() + 30
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class Progress:
+    """How far a Celery round is, read straight from the database every 0.2 s (one connection)."""
+
+    def __init__(self, database_url: str):
+        p = "?" if database_url.startswith("sqlite:///") else "%s"
+        self.sql = (
+            f"SELECT COALESCE(SUM(CASE WHEN last_poll_at IS NULL OR last_poll_at < {p} "
+            f"OR polling_since IS NOT NULL THEN 1 ELSE 0 END), 0), COUNT(*), MAX(last_poll_at) FROM {HOST_TABLE}"
+        )
+        if p == "?":
+            import sqlite3
+
+            path = database_url[len("sqlite:///") :]
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(database_url, autocommit=True)
+        self.sqlite = p == "?"
+
+    def __call__(self, t0: datetime) -> tuple[int, int, datetime | None]:
+        """(hosts not done, hosts, latest last_poll_at): a host is done once it was polled since t0
+        and its poll released it (polling_since back to NULL, after the result was saved)."""
+        if self.sqlite:
+            # Django stores SQLite datetimes as naive UTC text ("YYYY-MM-DD HH:MM:SS[.ffffff]").
+            # fetchall: the statement runs to its end, so no read snapshot stays open.
+            ((left, total, latest),) = self.conn.execute(
+                self.sql, (str(t0.astimezone(UTC).replace(tzinfo=None)),)
+            ).fetchall()
+            return left, total, datetime.fromisoformat(latest).replace(tzinfo=UTC) if latest else None
+        ((left, total, latest),) = self.conn.execute(self.sql, (t0,)).fetchall()
+        return left, total, latest
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def celery_phase(backend: str, args, cfg: dict, sim: subprocess.Popen, work: str, to_drop: list[str],
+                 failures: list[str]) -> dict:  # fmt: skip
+    """R1..R{--rounds} through Celery workers on a fresh database; returns {"R1": result, ...}."""
+    from celery import Celery
+
+    tag = f"{backend} celery {args.celery}x{args.celery_concurrency}"
+    try:
+        url, env, pg = fresh_database(work, f"celery-{backend}", backend, args, cfg)
+    except RuntimeError as exc:
+        print(f"[{tag}] skipped: {exc}")
+        return {}
+    if pg:
+        to_drop.append(pg)
+    try:
+        broker, client = claim_redis_db(args.sim_lifetime)
+    except RuntimeError as exc:
+        print(f"[{tag}] skipped: {exc}")
+        return {}
+    env = {**env, "CELERY_BROKER_URL": broker}
+    app = Celery("bench-fleet", broker=broker)  # only to ping the workers and send the task
+    app.conf.broker_connection_retry_on_startup = True
+    results: dict = {}
+    workers = progress = None
+    try:
+        progress = Progress(url)
+        workers = Workers(args.celery, args.celery_concurrency, env, work, f"celery-{backend}")
+        took = workers.wait_ready(app)
+        startup = workers.new_log_lines()
+        print(
+            f"[{tag}] {args.celery} workers ready in {took:.1f} s (broker {broker}; "
+            f"{len(startup)} start-up log lines, in {work}/celery-{backend}-bench*.log)"
+        )
+        for r in range(1, args.rounds + 1):
+            gen = 0 if r == 1 else 1
+            http_get(cfg["port"], f"/_ctl/gen/{gen}")
+            client.expire(REDIS_CLAIM_KEY, int(args.sim_lifetime))
+            quiet = wait_quiet(args.wait_quiet, sim.pid)
+            workers.new_log_lines()  # only what the round logs counts
+            cpu0, sim0, busy0 = workers.cpu(), proc_cpu(sim.pid), machine_busy()
+            t0 = datetime.now(UTC)
+            w0 = time.perf_counter()
+            # What the beat does every ALPHA_POLL_INTERVAL: send poll_all_hosts by name; a worker
+            # runs it and fans out one poll_host task per enabled host (group().apply_async()).
+            app.send_task("inventory_app.poll_all_hosts")
+            problem, left, total, latest = "", -1, 0, None
+            while True:
+                time.sleep(0.2)
+                left, total, latest = progress(t0)
+                if left == 0:
+                    break
+                problem = workers.dead()
+                if not problem and time.perf_counter() - w0 > args.celery_limit:
+                    problem = f"not finished after {args.celery_limit:.0f} s"
+                if problem:
+                    break
+            seconds = time.perf_counter() - w0
+            cpus = [c1 - c0 for c0, c1 in zip(cpu0, workers.cpu(), strict=True)]
+            sim_cpu = proc_cpu(sim.pid) - sim0
+            others = machine_busy() - busy0 - sim_cpu - sum(cpus)
+            lines = workers.new_log_lines()
+            res = {
+                "round": seconds,
+                "last_write": (latest - t0).total_seconds() if latest else float("nan"),
+                "crashed": bool(problem),
+                "cpu": sum(cpus),
+                "worker_cpu": cpus,
+                "rss": [proc_rss_mb(p.pid) for p in workers.procs],
+                "sim_cpu": sim_cpu,
+                "others": others,
+                "log_lines": len(lines),
+                "errors": sum(" ERROR" in line or "Traceback" in line for line in lines),
+                "unexpected": sum("failed unexpectedly" in line for line in lines),
+                "locked": sum("database is locked" in line for line in lines),
+            }
+            if lines:
+                with open(os.path.join(work, f"celery-{backend}-R{r}-log.txt"), "w") as f:
+                    f.write("\n".join(lines) + "\n")
+            res["verify"] = child("_verify", {**cfg, "gen": gen, "failures": r, "numbers": list(range(1, args.hosts + 1))}, env)  # fmt: skip
+            results[f"R{r}"] = res
+            states = ", ".join(f"{n} {s}" for s, n in sorted(res["verify"]["states"].items()))
+            summary = (
+                f"ROUND DID NOT FINISH: {problem} ({left} of {total} hosts not done)" if problem else states
+            )
+            what = {1: "first poll", 2: "today grew", 3: "nothing changed"}[r]
+            print(
+                f"[{tag}] R{r} ({what}): round {seconds:.2f} s ({args.hosts / seconds:.0f} hosts/s; "
+                f"last host saved at +{res['last_write']:.2f} s; workers cpu {res['cpu']:.1f} s "
+                f"({' + '.join(f'{c:.1f}' for c in cpus)}), RSS {' + '.join(f'{m[0]:.0f}' for m in res['rss'])} MB "
+                f"(peak {' + '.join(f'{m[1]:.0f}' for m in res['rss'])}); simulator cpu {sim_cpu:.1f} s, "
+                f"rest of the machine {others:.1f} s) -> {summary} {quiet}"
+            )
+            print(f"    check: {check(res['verify'], f'{tag} R{r}', failures)}")
+            if lines:
+                print(
+                    f"    worker logs: {len(lines)} lines, {res['errors']} errors/tracebacks, {res['unexpected']} "
+                    f"hosts 'failed unexpectedly', {res['locked']} 'database is locked' (first: {lines[0][:160]})"
+                )
+            if problem:
+                failures.append(f"{tag} R{r}: the round did not finish: {problem}")
+                if r < args.rounds:
+                    print(f"    [{tag}] later rounds skipped: this round did not finish")
+                break
+    except RuntimeError as exc:
+        failures.append(f"{tag}: {exc}")
+        print(f"[{tag}] FAILED: {exc}")
+    finally:
+        if workers is not None:
+            if tasks_left(client):
+                client.flushdb()  # stopping workers must not take (or give back) leftover polls
+            workers.stop()
+        if progress is not None:
+            progress.close()
+        app.close()
+        client.flushdb()
+        client.close()
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=1000)
@@ -1067,28 +1015,26 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=64, help="ALPHA_POLL_CONCURRENCY")
     ap.add_argument("--connect-timeout", type=float, default=3.0, help="ALPHA_POLL_CONNECT_TIMEOUT")
     ap.add_argument("--read-timeout", type=float, default=10.0, help="ALPHA_POLL_READ_TIMEOUT")
-    ap.add_argument("--rounds", type=int, default=3, choices=[0, 1, 2, 3], help="0: only the what-ifs")
+    ap.add_argument(
+        "--rounds", type=int, default=3, choices=[0, 1, 2, 3], help="R1..RN (poll_hosts and Celery)"
+    )
     ap.add_argument("--seq-silent", type=int, default=5, help="silent hosts polled in the sequential run")
     ap.add_argument("--no-sequential", action="store_true")
     ap.add_argument("--seq-backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--postgres", action="store_true", help="rounds on PostgreSQL instead of SQLite")
     ap.add_argument("--both", action="store_true", help="rounds on SQLite and on PostgreSQL")
-    ap.add_argument("--profile", action="store_true", help="also an instrumented in-process R1 + R2")
     ap.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help="what-if for --profile / --processes, repeatable: shared-ssl, plain-validate, rows-outside-tx, "
-        "raw-insert, one-writer",
+        "--celery", type=int, default=0, metavar="K", help="also the rounds through K Celery workers (0: off)"
     )
     ap.add_argument(
-        "--processes", type=int, default=0, help="what-if: R1 + R2 split over K poll_round processes"
+        "--celery-concurrency", type=int, default=32, metavar="C", help="threads per Celery worker"
     )
-    ap.add_argument("--what-if-rounds", type=int, default=2, choices=[2, 3], help="--profile: R1 + R2 (+ R3)")
-    ap.add_argument("--what-if-backend", choices=["sqlite", "postgresql"], default="sqlite")
-    ap.add_argument("--what-if-hosts", type=int, default=0, help="profile / processes: only hosts 1..N")
+    ap.add_argument("--celery-only", action="store_true", help="with --celery: no poll_hosts rounds")
     ap.add_argument(
-        "--what-if-concurrency", type=int, default=0, help="threads per process (default --concurrency)"
+        "--celery-limit",
+        type=float,
+        default=1800,
+        help="a Celery round not done after this many s is a failure",
     )
     ap.add_argument(
         "--wait-quiet", type=float, default=180, help="max s to wait for an idle machine before a timed phase"
@@ -1123,6 +1069,7 @@ def main() -> int:
         f"{lo}-{hi} sources/day, simulator pages of <= {args.page_size}; poller: "
         f"ALPHA_POLL_CONCURRENCY={args.concurrency}, connect {args.connect_timeout:g} s, "
         f"read {args.read_timeout:g} s, {os.cpu_count()} CPUs"
+        + (f"; Celery: {args.celery} workers x {args.celery_concurrency} threads" if args.celery else "")
     )
     git = subprocess.run(
         ["git", "-C", PROJECT_DIR, "log", "-1", "--format=%h %cI"], capture_output=True, text=True
@@ -1159,7 +1106,7 @@ def main() -> int:
         cfg["port"] = port
         print(f"simulator: pid {sim.pid}, port {port}, data built in {ready[2]} s")
 
-        for backend in backends:
+        for backend in backends if not args.celery_only else []:
             try:
                 url, env, pg = fresh_database(work, f"rounds-{backend}", backend, args, cfg)
             except RuntimeError as exc:
@@ -1194,6 +1141,10 @@ def main() -> int:
                     if r < args.rounds:
                         print(f"    [{backend}] later rounds skipped: this round was aborted")
                     break
+
+        if args.celery and args.rounds:
+            for backend in backends:
+                report[f"celery-{backend}"] = celery_phase(backend, args, cfg, sim, work, to_drop, failures)
 
         if not args.no_sequential:
             sb = args.seq_backend
@@ -1240,100 +1191,19 @@ def main() -> int:
                         )
             report["sequential"] = seq
 
-        label = "+".join(args.variant) or "as is"
-        limit = args.what_if_hosts or args.hosts
-        numbers = list(range(1, limit + 1))
-        if args.profile:
-            url, env, pg = fresh_database(work, "profile", args.what_if_backend, args, cfg)
-            if pg:
-                to_drop.append(pg)
-            quiet = wait_quiet(args.wait_quiet, sim.pid)
-            busy0 = machine_busy()
-            prof = child(
-                "_profile",
-                {**cfg, "gens": [0, 1, 1][: args.what_if_rounds], "variants": args.variant, "limit": limit,
-                 "concurrency": args.what_if_concurrency},
-                env,
-            )  # fmt: skip
-            report["profile"] = prof
-            busy = machine_busy() - busy0 - sum(p["cpu"] for p in prof)
-            print(
-                f"[profile] rest of the machine during the rounds (incl. simulator, database): cpu {busy:.1f} s {quiet}"
-            )
-            verdict = check(child("_verify", {**cfg, "gen": 1, "failures": args.what_if_rounds, "numbers": numbers}, env), "profile", failures)  # fmt: skip
-            for i, p in enumerate(prof):
-                print(
-                    f"[profile {args.what_if_backend}, {label}, {limit} hosts, "
-                    f"{args.what_if_concurrency or args.concurrency} threads] "
-                    f"R{i + 1}: wall {p['wall']:.2f} s, "
-                    f"process cpu {p['cpu']:.1f} s ({p['cpu'] / p['wall']:.2f} cores) -> {p['states']}"
-                )
-                total = p["steps"].get("poll_host (total)", [0, 0, 0])
-                named = {k: v for k, v in p["steps"].items() if k != "poll_host (total)"}
-                rest = [
-                    total[0] - sum(v[0] for v in named.values()),
-                    total[1] - sum(v[1] for v in named.values()),
-                ]
-                for name, (wall, cpu, count) in sorted(named.items(), key=lambda kv: -kv[1][1]):
-                    print(f"    {name:32s} {count:6d} calls  thread cpu {cpu:6.1f} s  wall {wall:7.1f} s")
-                print(
-                    f"    {'other (claim, ORM, saves, waits)':32s} {'':6s}        thread cpu {rest[1]:6.1f} s  "
-                    f"wall {rest[0]:7.1f} s"
-                )
-            print(f"    check after R{args.what_if_rounds}: {verdict}")
-        if args.processes:
-            url, env, pg = fresh_database(work, "processes", args.what_if_backend, args, cfg)
-            if pg:
-                to_drop.append(pg)
-            for r, gen in ((1, 0), (2, 1)):
-                http_get(port, f"/_ctl/gen/{gen}")
-                quiet = wait_quiet(args.wait_quiet, sim.pid)
-                cpu0, busy0 = proc_cpu(sim.pid), machine_busy()
-                w0 = time.perf_counter()
-                procs = [
-                    subprocess.Popen(
-                        [PYTHON, __file__, "_part", json.dumps(
-                            {**cfg, "part": i, "parts": args.processes, "variants": args.variant,
-                             "limit": limit, "concurrency": args.what_if_concurrency})],
-                        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    )
-                    for i in range(args.processes)
-                ]  # fmt: skip
-                outs = [proc.communicate() for proc in procs]
-                wall = time.perf_counter() - w0
-                busy1, sim1 = machine_busy(), proc_cpu(sim.pid)
-                parts = []
-                for proc, (out, err) in zip(procs, outs, strict=True):
-                    if proc.returncode != 0:
-                        last = [line for line in err.splitlines() if line.strip()][-1:] or [""]
-                        print(f"    a poll_round process exited {proc.returncode}: {last[0][:200]}")
-                        failures.append(f"processes R{r}: a poll_round process exited {proc.returncode}")
-                        parts.append({"wall": float("nan"), "cpu": float("nan"), "states": {"ABORTED": 1}})
-                    else:
-                        parts.append(json.loads(out.strip().splitlines()[-1]))
-                verdict = check(child("_verify", {**cfg, "gen": gen, "failures": r, "numbers": numbers}, env), f"processes R{r}", failures)  # fmt: skip
-                parts_text = ", ".join(f"{p['wall']:.1f}" for p in parts)
-                rest = busy1 - busy0 - sum(p["cpu"] for p in parts) - (sim1 - cpu0)
-                print(
-                    f"[{args.processes} processes {args.what_if_backend}, {label}, {limit} hosts, "
-                    f"{args.what_if_concurrency or args.concurrency} threads each] R{r}: wall {wall:.2f} s "
-                    f"(incl. ~1 s Django start-up per process; parts {parts_text} s, "
-                    f"cpu {sum(p['cpu'] for p in parts):.1f} s; simulator cpu {sim1 - cpu0:.1f} s; rest of the "
-                    f"machine incl. the database {rest:.1f} s) {quiet}"
-                )
-                print(f"    check: {verdict}")
-
-        # Summary: the target, per backend polled with the code as it is
-        for backend in backends:
-            if not report.get(backend, {}).get("R1"):
+        # Summary: the target, per backend and path (poll_hosts, Celery) polled with the code as it is
+        paths = [(b, b) for b in backends]
+        paths += [(f"celery-{b}", f"{b}, Celery {args.celery}x{args.celery_concurrency}") for b in backends]
+        for key, name in paths:
+            if not report.get(key, {}).get("R1"):
                 continue
-            r1 = report[backend]["R1"]
+            r1 = report[key]["R1"]
             ok1 = not r1["verify"]["n_problems"] and not r1["crashed"]
             down = r1["verify"]
             marked_down = down["silent_ok"] == down["silent"]
             met = r1["round"] <= TARGET_SECONDS and ok1 and marked_down
             print(
-                f"TARGET ({backend}): R1 {r1['round']:.1f} s (<= {TARGET_SECONDS:.0f} s: "
+                f"TARGET ({name}): R1 {r1['round']:.1f} s (<= {TARGET_SECONDS:.0f} s: "
                 f"{r1['round'] <= TARGET_SECONDS}), answering hosts all exact: {ok1}, silent ones down "
                 f"after R1: {marked_down} -> {'MET' if met else 'MISSED'}"
             )
@@ -1366,8 +1236,6 @@ if __name__ == "__main__":
             "_setup": setup_main,
             "_verify": verify_main,
             "_seq": sequential_main,
-            "_profile": profile_main,
-            "_part": part_main,
         }[mode](cfg)
     else:
         sys.exit(main())

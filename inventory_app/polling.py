@@ -2,7 +2,7 @@
 called by Celery tasks (tasks.py) and by `manage.py poll_hosts` alike.
 
 Every agent is untrusted input: each request has connect and read timeouts and a size limit, and
-every field is validated before anything is stored, so a slow, dead, lying or malicious agent
+every field is checked (answers.py) before anything is stored, so a slow, dead, lying or malicious agent
 costs at most its timeout and an error on its own host.
 """
 
@@ -35,9 +35,9 @@ MAX_SOURCE_PAGES = 200
 
 # A first round over 1,000 hosts allocates some ten million short-lived objects (parsed JSON,
 # checked values: about twenty per source row), none in a reference cycle, so reference counting
-# frees them. With Python's default
-# threshold (700 allocations) the cyclic garbage collector ran thousands of times per round and
-# took about 15 % of its CPU; rounds and Celery workers (alphaproject/celery.py) use this one.
+# frees them. With Python's default threshold (700 allocations) the cyclic garbage collector ran
+# thousands of times per round and took about 15 % of its CPU; rounds and Celery workers
+# (alphaproject/celery.py) use this one instead.
 GC_THRESHOLD = (50_000, 20, 100)
 
 
