@@ -61,9 +61,12 @@ In one run:
      from the send to that read (the line also gives when the last host was saved, from
      max(last_poll_at)). CPU: utime + stime of the worker processes (their threads included)
      from /proc, and the rest of the machine as for the rounds. Verified like the rounds. A
-     round not done after --celery-limit s, or a worker that exits, is a failure. The workers'
-     logs (warnings and errors only) are in the work dir; the lines each round logged are
-     counted in the report. The workers get SIGTERM at the end (killed after 30 s).
+     round is a failure if it is not done after --celery-limit s, if no task is queued or
+     running for 2 s while hosts are not done (a task failed before it recorded anything on its
+     host, e.g. PostgreSQL refused the connection: K x C threads hold up to K x C connections,
+     and the local server allows 100), or if a worker exits. The workers' logs (warnings and
+     errors only) are in the work dir; the lines each round logged are counted in the report.
+     The workers get SIGTERM at the end (killed after 30 s).
   Before each timed phase the script waits up to --wait-quiet seconds for the rest of the
   machine to go idle (other work skews everything here) and warns if it did not.
 
@@ -926,13 +929,16 @@ def celery_phase(backend: str, args, cfg: dict, sim: subprocess.Popen, work: str
             # What the beat does every ALPHA_POLL_INTERVAL: send poll_all_hosts by name; a worker
             # runs it and fans out one poll_host task per enabled host (group().apply_async()).
             app.send_task("inventory_app.poll_all_hosts")
-            problem, left, total, latest = "", -1, 0, None
+            problem, left, total, latest, idle = "", -1, 0, None, 0
             while True:
                 time.sleep(0.2)
                 left, total, latest = progress(t0)
                 if left == 0:
                     break
-                problem = workers.dead()
+                # A poll_host task that fails before it records anything on its host (e.g. the
+                # database refused the connection) leaves the host undone: no task left is a stall.
+                idle = 0 if tasks_left(client) else idle + 1
+                problem = workers.dead() or ("no task queued or running for 2 s" if idle >= 10 else "")
                 if not problem and time.perf_counter() - w0 > args.celery_limit:
                     problem = f"not finished after {args.celery_limit:.0f} s"
                 if problem:
@@ -975,9 +981,10 @@ def celery_phase(backend: str, args, cfg: dict, sim: subprocess.Popen, work: str
             )
             print(f"    check: {check(res['verify'], f'{tag} R{r}', failures)}")
             if lines:
+                first = next((line for line in lines if " ERROR" in line or "Error" in line), lines[0])
                 print(
                     f"    worker logs: {len(lines)} lines, {res['errors']} errors/tracebacks, {res['unexpected']} "
-                    f"hosts 'failed unexpectedly', {res['locked']} 'database is locked' (first: {lines[0][:160]})"
+                    f"hosts 'failed unexpectedly', {res['locked']} 'database is locked' (first: {first[:200]})"
                 )
             if problem:
                 failures.append(f"{tag} R{r}: the round did not finish: {problem}")
@@ -988,15 +995,19 @@ def celery_phase(backend: str, args, cfg: dict, sim: subprocess.Popen, work: str
         failures.append(f"{tag}: {exc}")
         print(f"[{tag}] FAILED: {exc}")
     finally:
-        if workers is not None:
-            if tasks_left(client):
+        try:
+            if workers is not None and tasks_left(client):
                 client.flushdb()  # stopping workers must not take (or give back) leftover polls
-            workers.stop()
-        if progress is not None:
-            progress.close()
-        app.close()
-        client.flushdb()
-        client.close()
+        finally:
+            if workers is not None:
+                workers.stop()
+            if progress is not None:
+                progress.close()
+            app.close()
+            try:
+                client.flushdb()
+            finally:
+                client.close()
     return results
 
 
