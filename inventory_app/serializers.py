@@ -81,7 +81,11 @@ class HostTodaySerializer(CountsSerializer):
 
 class HostSerializer(serializers.Serializer):
     name = serializers.CharField()
-    state = serializers.ChoiceField(choices=STATES)
+    state = serializers.ChoiceField(
+        choices=STATES,
+        help_text="ok; down: the last poll failed (last_error says why); stale: the agent answers but "
+        "is not following its logs; never polled.",
+    )
     last_success = serializers.DateTimeField(source="last_success_at", allow_null=True)
     last_error = serializers.CharField(allow_blank=True)
     today = HostTodaySerializer(source="*", help_text="The host's stored counts of today.")
