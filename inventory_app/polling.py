@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import ssl
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -246,12 +247,27 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
     for source in sources:
         seen[source["ip"]] = source  # an agent listing an address twice keeps one row
     rows = HostSource.objects.db_rows(host.pk, day, list(seen.values()))
-    with transaction.atomic():
+    with one_writer(), transaction.atomic():
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
         counts = day_defaults(row)
         if not HostDay.objects.filter(host=host, day=day).update(**counts):
             HostDay.objects.create(host=host, day=day, **counts)
         HostSource.objects.replace_day(host.pk, day, rows)
+
+
+# SQLite lets one writer in at a time and puts the others to sleep in its busy handler (up to
+# 100 ms between tries, the database idle meanwhile): this process's polling threads queue here
+# instead and each goes in as soon as the previous one is done.
+_sqlite_writer = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_writer() -> Iterator[None]:
+    if connections[DEFAULT_DB_ALIAS].vendor == "sqlite":
+        with _sqlite_writer:
+            yield
+    else:
+        yield
 
 
 def day_defaults(row: dict) -> dict:
