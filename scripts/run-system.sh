@@ -33,12 +33,14 @@ fi
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
+.venv/bin/python manage.py watch_authlog "$@" &
+pids+=($!)
 .venv/bin/gunicorn alphaproject.wsgi --bind "$bind" --workers 2 --access-logfile data/access.log &
 pids+=($!)
-sleep 2  # let gunicorn bind before the first poll round
+# Let gunicorn bind and the agent start following (its heartbeat) before the first poll round,
+# or this host would show as stale until the next one.
+sleep 3
 .venv/bin/python manage.py poll_hosts --interval "${ALPHA_POLL_INTERVAL:-60}" &
 pids+=($!)
 echo "Alpha is running: http://$bind/admin/ (inventory), http://$bind/api/docs/ (APIs). Ctrl-C stops it."
-.venv/bin/python manage.py watch_authlog "$@" &
-pids+=($!)
 wait -n
