@@ -309,7 +309,12 @@ class Agent:
         reader = journal.JournalReader(settings.ALPHA_JOURNALCTL, source.cursor or None, follow=follow)
         tracker = self.recorder.tracker
         try:
+            if follow:
+                self.recorder.heartbeat()  # following from now on, even if the journal stays quiet
             for batch in reader.batches(lambda: self.stopping, stat_interval):
+                if not (batch.entries or batch.unreadable or batch.cursor):
+                    self.recorder.heartbeat()  # a quiet interval while following
+                    continue
                 self.parser.set_now(datetime.now(UTC))
                 malformed = 0
                 for entry in batch.entries:

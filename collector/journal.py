@@ -106,7 +106,8 @@ class JournalReader:
         self.follow = follow
 
     def batches(self, stopping: Callable[[], bool], idle_timeout: float) -> Iterator[Batch]:
-        """Batches of entries; in follow mode, one per burst, until `stopping()` is true."""
+        """Batches of entries; in follow mode, one per burst, and an empty one after each quiet
+        `idle_timeout`, until `stopping()` is true."""
         stdout = self.process.stdout
         assert stdout is not None
         selector = selectors.DefaultSelector()
@@ -140,6 +141,8 @@ class JournalReader:
             if batch.entries or batch.unreadable or batch.cursor:
                 yield batch
                 batch = Batch()
+            elif not ready and self.follow:
+                yield Batch()  # a quiet interval: the caller can say it is still following
         selector.close()
         if eof:
             self._check_exit()

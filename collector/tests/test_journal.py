@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -14,7 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from collector.models import JOURNAL, DailyCount, LogSource
+from collector.journal import JournalReader
+from collector.models import JOURNAL, AgentState, DailyCount, LogSource
 
 from .helpers import popen_manage, wait_for_sessions
 
@@ -128,6 +130,20 @@ class JournalTests(TestCase):
             call_command("watch_authlog", journal=True, once=True)
 
 
+class JournalReaderTests(TestCase):
+    def test_it_hands_out_an_empty_batch_for_each_quiet_interval_while_following(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "quiet.journal")
+        append_journal(path, [export_entry(int(time.time() * 1e6), 100, "session opened", ident="cron")])
+        reader = JournalReader(f"journalctl --file={path}", None, follow=True)
+        self.addCleanup(reader.close)
+        deadline = time.monotonic() + 5
+        batches = reader.batches(lambda: time.monotonic() > deadline, idle_timeout=0.2)
+        quiet = list(itertools.islice(batches, 3))
+        self.assertEqual([(b.entries, b.unreadable, b.cursor) for b in quiet], [([], 0, None)] * 3)
+
+
 class JournalFollowTests(TransactionTestCase):
     def test_it_follows_new_entries_until_sigterm(self):
         directory = tempfile.mkdtemp()
@@ -148,3 +164,25 @@ class JournalFollowTests(TransactionTestCase):
             agent.send_signal(signal.SIGTERM)
             _, stderr = agent.communicate(timeout=30)
         self.assertEqual(agent.returncode, 0, stderr)
+
+    def test_it_says_it_is_following_while_the_journal_stays_quiet(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "quiet.journal")
+        append_journal(path, [export_entry(int(time.time() * 1e6), 100, "session opened", ident="cron")])
+        agent = popen_manage(
+            "watch_authlog",
+            "--journal",
+            env={"ALPHA_JOURNALCTL": f"journalctl --file={path}", "ALPHA_STAT_INTERVAL": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not AgentState.objects.filter(heartbeat_at__isnull=False).exists():
+                self.assertLess(time.monotonic(), deadline, "no heartbeat from a journal-following agent")
+                time.sleep(0.2)
+            self.assertIsNone(agent.poll())
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            _, stderr = agent.communicate(timeout=30)
+        self.assertEqual(agent.returncode, 0, stderr)
+        self.assertFalse(DailyCount.objects.exists())
