@@ -45,6 +45,8 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 
+from common import create_postgres, drop_postgres
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(BENCH_DIR)
 OUT_DIR = os.path.join(BENCH_DIR, "out")  # git-ignored
@@ -66,7 +68,6 @@ OTHER_MAX = 0.25
 # twice that (hides the time a worker waits on the database), gunicorn's documented 2n+1, and
 # gthread (threads overlap the I/O waits; keep-alive works with gthread, not with sync).
 DEFAULT_CANDIDATES = "2x1,4x1,5x1,3x2"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,26 +395,6 @@ def run(cmd: list[str], env: dict, what: str, timeout: float = 600) -> str:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"{what} failed with exit code {proc.returncode}")
     return proc.stdout
-
-
-def create_postgres() -> tuple[str | None, str]:
-    try:
-        import psycopg
-
-        name = f"alpha_bench_api_{os.getpid()}_{secrets.token_hex(3)}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgres://postgres@127.0.0.1:5432/{name}", ""
-    except Exception as exc:  # no driver, no server, no permission: all mean "skip"
-        return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def processes() -> list[tuple[int, int, str]]:
@@ -881,7 +862,7 @@ def main() -> int:
         if not args.postgres:
             results.append(bench_backend("sqlite", None, args, loader, workdir))
         if args.postgres or args.both:
-            url, reason = create_postgres()
+            url, reason = create_postgres("alpha_bench_api")
             if url is None:
                 print(f"\n=== postgresql: skipped ({reason}) ===")
             else:

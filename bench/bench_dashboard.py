@@ -46,10 +46,9 @@ from datetime import UTC, date, datetime, timedelta
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
-from common import OUT_DIR, PYTHON  # noqa: E402
+from common import OUT_DIR, PYTHON, create_postgres, drop_postgres  # noqa: E402
 
 TARGET_MS = 300.0
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 USERS = [
     "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
     "ftp", "pi", "support", "www-data", "mysql", "nagios", "jenkins", "hadoop", "ec2-user", "ansible",
@@ -291,26 +290,6 @@ def child(args) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def create_postgres() -> tuple[str | None, str]:
-    try:
-        import psycopg
-
-        name = f"alpha_bench_dash_{os.getpid()}_{secrets.token_hex(3)}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgres://postgres@127.0.0.1:5432/{name}", ""
-    except Exception as exc:  # no driver, no server, no permission: all mean "skip"
-        return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_backend(args, label: str, database_url: str, data_dir: str) -> dict | None:
     cmd = [PYTHON, os.path.abspath(__file__), "--child", "--data-dir", data_dir, "--database-url", database_url,
            "--hosts", str(args.hosts), "--days", str(args.days), "--sources", str(args.sources),
@@ -384,7 +363,7 @@ def main() -> int:
             else:
                 print(f"  kept {tmp}")
     if args.postgres or args.both:
-        url, why = create_postgres()
+        url, why = create_postgres("alpha_bench_dash")
         if url is None:
             print(f"== PostgreSQL skipped: {why}")
         else:

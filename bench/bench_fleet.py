@@ -96,10 +96,17 @@ from urllib.parse import parse_qs
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
-from common import MANAGE, OUT_DIR, PYTHON, manage, port_open, run_timed  # noqa: E402
+from common import (  # noqa: E402
+    MANAGE,
+    OUT_DIR,
+    PYTHON,
+    create_postgres,
+    drop_postgres,
+    manage,
+    run_timed,
+)
 
 TARGET_SECONDS = 30.0
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 USERS = [
     "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
     "ftp", "pi", "support", "www-data", "mysql", "nagios", "jenkins", "hadoop", "ec2-user", "ansible",
@@ -640,27 +647,6 @@ def poller_env(data_dir: str, database_url: str, args) -> dict:
     return env
 
 
-def create_postgres() -> tuple[str | None, str]:
-    if not port_open("127.0.0.1", 5432):
-        return None, "nothing listening on 127.0.0.1:5432"
-    import psycopg
-
-    name = f"alpha_fleet_{os.getpid()}_{int(time.time())}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return None, f"cannot create a database as postgres: {str(exc).strip()}"
-    return f"postgres://postgres@127.0.0.1:5432/{name}", ""
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
 def fresh_database(work: str, label: str, backend: str, args, cfg: dict) -> tuple[str, dict, str | None]:
     """A migrated database with the fleet's Host rows: (url, env, postgres url to drop)."""
     data_dir = os.path.join(work, label)
@@ -669,7 +655,7 @@ def fresh_database(work: str, label: str, backend: str, args, cfg: dict) -> tupl
     if backend == "sqlite":
         url = f"sqlite:///{os.path.join(data_dir, 'db.sqlite3')}"
     else:
-        pg, reason = create_postgres()
+        pg, reason = create_postgres("alpha_fleet")
         if pg is None:
             raise RuntimeError(reason)
         url = pg

@@ -35,8 +35,9 @@ from common import (
     OUT_DIR,
     PYTHON,
     agent_env,
+    create_postgres,
+    drop_postgres,
     manage,
-    port_open,
     run_timed,
     warm_page_cache,
 )
@@ -121,31 +122,6 @@ def compare(expected: list[dict], got: list[dict]) -> list[str]:
     return problems
 
 
-def postgres_url() -> tuple[str | None, str]:
-    """A fresh PostgreSQL database for (c'), or None and the reason it is skipped."""
-    if not port_open("127.0.0.1", 5432):
-        return None, "nothing listening on 127.0.0.1:5432"
-    try:
-        import psycopg
-    except ImportError:
-        return None, "psycopg is not installed"
-    name = f"alpha_bench_{os.getpid()}_{int(time.time())}"
-    try:
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return None, f"cannot create a database as postgres: {str(exc).strip()}"
-    return f"postgres://postgres@127.0.0.1:5432/{name}", ""
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def iso_days_by_label(truth_days: list[str]) -> dict[str, str]:
     """'Nov 23' -> '2026-11-23' around the generated span (a's answer has no year)."""
     first, last = date.fromisoformat(truth_days[0]), date.fromisoformat(truth_days[-1])
@@ -212,7 +188,7 @@ def main() -> int:
         backends = [("sqlite", None)]
         pg_note = "skipped (--no-postgres)" if args.no_postgres else ""
         if not args.no_postgres:
-            url, reason = postgres_url()
+            url, reason = create_postgres("alpha_bench")
             if url:
                 backends.append(("postgresql", url))
                 drop_postgres(url)  # each run creates its own below
@@ -226,7 +202,7 @@ def main() -> int:
                     env = agent_env(data_dir)
                     url = None
                 else:
-                    url, reason = postgres_url()
+                    url, reason = create_postgres("alpha_bench")
                     if url is None:
                         raise SystemExit(f"PostgreSQL went away: {reason}")
                     env = agent_env(tempfile.mkdtemp(prefix="pgdata-", dir=work), url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ PYTHON = os.path.join(PROJECT_DIR, ".venv", "bin", "python")
 if not os.path.exists(PYTHON):
     PYTHON = sys.executable
 MANAGE = os.path.join(PROJECT_DIR, "manage.py")
+# The PostgreSQL the benchmarks use, as on CI: 127.0.0.1:5432, user postgres, trust auth.
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def agent_env(data_dir: str, database_url: str | None = None, **extra: str) -> dict:
@@ -103,3 +106,29 @@ def warm_page_cache(path: str) -> None:
     with open(path, "rb") as f:
         while f.read(8 << 20):
             pass
+
+
+def create_postgres(prefix: str) -> tuple[str | None, str]:
+    """A new, empty PostgreSQL database named PREFIX_PID_RANDOM: (its URL, "") or (None, why it
+    cannot be had, so the caller can skip the PostgreSQL part and say why)."""
+    if not port_open("127.0.0.1", 5432):
+        return None, "nothing listening on 127.0.0.1:5432"
+    try:
+        import psycopg
+    except ImportError:
+        return None, "psycopg is not installed"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        return None, f"cannot create a database as postgres: {str(exc).strip()}"
+    return f"postgres://postgres@127.0.0.1:5432/{name}", ""
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
