@@ -49,7 +49,7 @@ def range_totals(since: date, until: date) -> dict[str, int]:
     """The fleet's counts over the range, and its distinct source addresses (an address seen by
     several hosts or on several days counts once): two queries."""
     totals = in_range(since, until).aggregate(
-        **{name: Coalesce(Sum(name), _ZERO) for name in fleet.DAY_FIELDS if name != "unique_sources"}
+        **{name: Coalesce(Sum(name), _ZERO) for name in fleet.DAY_COUNTS if name != "unique_sources"}
     )
     # COUNT over SELECT DISTINCT, not COUNT(DISTINCT): PostgreSQL hashes the one and sorts the
     # other (twice to three times slower here on 250,000 rows).
@@ -131,9 +131,9 @@ def outcomes_per_day(since: date, until: date) -> dict:
     """The fleet's counts per day over the range, zeros on days no host stored: one query."""
     days = days_between(since, until)
     index = {day: i for i, day in enumerate(days)}
-    counts = {name: [0] * len(days) for name in fleet.DAY_FIELDS}
+    counts = {name: [0] * len(days) for name in fleet.DAY_COUNTS}
     for row in fleet.fleet_days(since, until):
-        for name in fleet.DAY_FIELDS:
+        for name in fleet.DAY_COUNTS:
             counts[name][index[row["date"]]] = row[name]
     return {"days": days, **counts}
 
@@ -145,9 +145,9 @@ def host_series(host: Host, since: date, until: date) -> dict:
     """The host's stored counts per day over the range, zeros where none are stored: one query."""
     days = days_between(since, until)
     index = {day: i for i, day in enumerate(days)}
-    counts = {name: [0] * len(days) for name in fleet.DAY_FIELDS}
-    for row in in_range(since, until).filter(host=host).values("day", *fleet.DAY_FIELDS):
-        for name in fleet.DAY_FIELDS:
+    counts = {name: [0] * len(days) for name in fleet.DAY_COUNTS}
+    for row in in_range(since, until).filter(host=host).values("day", *fleet.DAY_COUNTS):
+        for name in fleet.DAY_COUNTS:
             counts[name][index[row["day"]]] = row[name]
     return {"days": days, **counts}
 
@@ -158,7 +158,7 @@ def host_totals(host: Host, since: date, until: date) -> dict[str, int]:
         .filter(host=host)
         .aggregate(
             days=Count("pk"),
-            **{name: Coalesce(Sum(name), _ZERO) for name in fleet.DAY_FIELDS if name != "unique_sources"},
+            **{name: Coalesce(Sum(name), _ZERO) for name in fleet.DAY_COUNTS if name != "unique_sources"},
         )
     )
 

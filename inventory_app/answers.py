@@ -123,10 +123,7 @@ def health(data) -> dict:
     following = data.get("following", False)
     if type(following) is not bool:
         raise InvalidAnswer("following", "must be true or false")
-    sources = [
-        mapping(s, f"sources[{i}]")
-        for i, s in enumerate(items(data.get("sources"), "sources", MAX_HEALTH_SOURCES))
-    ]
+    sources = each(items(data.get("sources"), "sources", MAX_HEALTH_SOURCES), source_health, "sources")
     events = [
         moment(s["last_event_at"], f"sources[{i}].last_event_at")
         for i, s in enumerate(sources)
@@ -140,6 +137,10 @@ def health(data) -> dict:
         "unknown_last_24h": _sum(sources, "unknown_last_24h"),
         "last_event_at": max(events) if events else None,
     }
+
+
+def source_health(data) -> dict:
+    return mapping(data, "")
 
 
 def _sum(sources: list[dict], name: str) -> int | None:

@@ -20,10 +20,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from .models import COUNT_FIELDS, Host, HostDay, HostSource
+from .answers import DAY_COUNTS  # the counts of a day, on a host and summed over hosts
+from .models import Host, HostDay, HostSource
 
-# The counts of a day, on a host and summed over hosts.
-DAY_FIELDS = (*COUNT_FIELDS, "unique_sources")
 TOP = 10
 
 _ZERO = Value(0, output_field=BigIntegerField())
@@ -37,7 +36,7 @@ def hosts_with_day(day: date) -> QuerySet[Host]:
         .annotate(
             counts_day=Value(day, output_field=DateField()),
             polled_at=F("stored__polled_at"),
-            **{name: Coalesce(F(f"stored__{name}"), _ZERO) for name in DAY_FIELDS},
+            **{name: Coalesce(F(f"stored__{name}"), _ZERO) for name in DAY_COUNTS},
         )
         .order_by("name")
     )
@@ -47,13 +46,13 @@ def day_totals(day: date) -> dict[str, int]:
     """The day's counts summed over the hosts (unique_sources too: an address seen by two hosts
     counts twice)."""
     return HostDay.objects.filter(day=day).aggregate(
-        **{name: Coalesce(Sum(name), _ZERO) for name in DAY_FIELDS}
+        **{name: Coalesce(Sum(name), _ZERO) for name in DAY_COUNTS}
     )
 
 
 def fleet_day(day: date) -> dict:
     """One row per host (name, state, polled_at, counts) and their totals: two queries."""
-    fields = ("name", "state", "polled_at", *DAY_FIELDS)
+    fields = ("name", "state", "polled_at", *DAY_COUNTS)
     return {
         "date": day,
         "hosts": list(hosts_with_day(day).values("pk", *fields)),
@@ -67,7 +66,7 @@ def fleet_days(since: date, until: date) -> list[dict]:
     rows = (
         HostDay.objects.filter(day__gte=since, day__lte=until)
         .values("day")
-        .annotate(hosts=Count("host"), **{name: Sum(name) for name in DAY_FIELDS})
+        .annotate(hosts=Count("host"), **{name: Sum(name) for name in DAY_COUNTS})
         .order_by("day")
     )
     return [{"date": row.pop("day"), **row} for row in rows]

@@ -2,8 +2,8 @@
 called by Celery tasks (tasks.py) and by `manage.py poll_hosts` alike.
 
 Every agent is untrusted input: each request has connect and read timeouts and a size limit, and
-every field is checked (answers.py) before anything is stored, so a slow, dead, lying or malicious agent
-costs at most its timeout and an error on its own host.
+every field is checked (answers.py) before anything is stored, so a slow, dead, lying or
+malicious agent costs at most its timeout and an error on its own host.
 """
 
 from __future__ import annotations

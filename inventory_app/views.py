@@ -99,7 +99,7 @@ class HostDayView(CentralView, APIView):
             never = host.last_success_at is None
             stale = never or (not final and HostDay(polled_at=host.last_success_at).is_stale(interval))
             stored = HostDay(host=host, day=day, polled_at=None)
-        detail = {f: getattr(stored, f) for f in fleet.DAY_FIELDS}
+        detail = {f: getattr(stored, f) for f in fleet.DAY_COUNTS}
         detail.update(
             host=host.name,
             date=day,

@@ -12,20 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard import queries
+from inventory_app.answers import DAY_COUNTS as COUNTS
 from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
 
 DAY = date(2026, 3, 2)
 SINCE = DAY - timedelta(days=6)
 RANGE = {"since": SINCE.isoformat(), "until": DAY.isoformat()}
-COUNTS = (
-    "sessions",
-    "accepted",
-    "failed_attempts",
-    "failed_sessions",
-    "invalid_user_sessions",
-    "preauth_only",
-    "unique_sources",
-)
 HOSTILE = "<img src=x onerror=alert(1)>"
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)

@@ -19,21 +19,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alphaproject.wsgi import application
 from collector.models import DailyCount
+from inventory_app.answers import DAY_COUNTS as COUNTS
 from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay, HostSource
 
 from .agents import SilentAgent
 from .test_polling import TOKEN, today_lines, write_log
 
 DAY = date(2026, 3, 2)
-COUNTS = (
-    "sessions",
-    "accepted",
-    "failed_attempts",
-    "failed_sessions",
-    "invalid_user_sessions",
-    "preauth_only",
-    "unique_sources",
-)
 SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
