@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -16,17 +14,6 @@ from collector.models import DailyCount, DailySource, DailyUser, LogSource
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def wsgi_in_test_transaction():
-    # The WSGI handler closes the database connection after each request; inside a test's
-    # transaction that would close it under the test (Django's test client does the same).
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.test import LiveServerTestCase, TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -401,17 +400,6 @@ class FleetRefreshTests(LiveServerTestCase):
         self.assertIn("did not answer in time", hung["refresh_error"])
         self.assertEqual(response.json()["totals"]["sessions"], agent_day.sessions)
         self.assertTrue(HostDay.objects.filter(host=live, day=timezone.localdate()).exists())
-
-
-@pytest.fixture
-def wsgi_in_test_transaction():
-    # The WSGI handler closes the database connection after each request; inside a test's
-    # transaction that would close it under the test (Django's test client does the same).
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
