@@ -269,8 +269,23 @@ ALPHA_POLL_READ_TIMEOUT = env_float("ALPHA_POLL_READ_TIMEOUT", 10.0, minimum=0.1
 # accepts connections but does not answer is given up on after this, not the full read timeout.
 ALPHA_POLL_HEALTH_TIMEOUT = env_float("ALPHA_POLL_HEALTH_TIMEOUT", 3.0, minimum=0.1)
 ALPHA_POLL_MAX_BYTES = env_int("ALPHA_POLL_MAX_BYTES", 5_000_000, minimum=10_000)
+# Connect and read timeouts bound each socket operation; these bound the whole: one request
+# (an answer trickled a byte a second is cut), one host's poll, a round of poll_hosts, and
+# "Poll now" / ?refresh=1 (which a web request waits for: below gunicorn's 30 s).
+ALPHA_POLL_REQUEST_TIMEOUT = env_float("ALPHA_POLL_REQUEST_TIMEOUT", 30.0, minimum=0.1)
+ALPHA_POLL_BUDGET = env_float("ALPHA_POLL_BUDGET", 120.0, minimum=0.1)
+ALPHA_POLL_ROUND_TIMEOUT = env_float("ALPHA_POLL_ROUND_TIMEOUT", 270.0, minimum=0.1)
+ALPHA_POLL_NOW_TIMEOUT = env_float("ALPHA_POLL_NOW_TIMEOUT", 20.0, minimum=0.1)
+# Source addresses stored per host and day at most (a day with more is refused, named).
+ALPHA_POLL_MAX_SOURCES = env_int("ALPHA_POLL_MAX_SOURCES", 20_000, minimum=1)
 # A poll that has not released its host after this long is presumed dead (worker killed).
 ALPHA_POLL_LEASE = env_int("ALPHA_POLL_LEASE", 600, minimum=30)
+if ALPHA_POLL_BUDGET * 2 > ALPHA_POLL_LEASE:
+    # The budget is what keeps a poll inside its claim: never two polls of one host at once.
+    raise ImproperlyConfigured(
+        f"ALPHA_POLL_BUDGET ({ALPHA_POLL_BUDGET:g} s) must be at most half of ALPHA_POLL_LEASE "
+        f"({ALPHA_POLL_LEASE} s)."
+    )
 # Hosts polled at once by `poll_hosts` (Celery's concurrency is set on the workers).
 ALPHA_POLL_CONCURRENCY = env_int("ALPHA_POLL_CONCURRENCY", 64, minimum=1)
 

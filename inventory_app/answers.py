@@ -12,7 +12,9 @@ strict (stricter: numbers must be JSON numbers, not strings).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import ipaddress
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 from collector.sessions import DAY_FIELDS
 
@@ -22,6 +24,18 @@ MAX_TOP_USERS = 10
 MAX_PAGE_ROWS = 1000
 MAX_USERS_PER_SOURCE = 20
 MAX_HEALTH_SOURCES = 100
+
+# How far an agent's clock may run ahead of ours before its times are refused.
+CLOCK_SKEW = timedelta(days=1)
+# A day's first connection begins on that day in the agent's zone: at most 14 hours before its
+# midnight in UTC, 12 after (a day of margin on each side).
+DAY_MARGIN = timedelta(days=1)
+# A last event older than this is not a date a log could hold (and not one to store).
+OLDEST_EVENT = timedelta(days=366 * 20)
+
+# A source that sshd wrote as a name rather than an address (UseDNS, or "UNKNOWN"): host-name
+# characters only, never markup.
+NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
 
 # The day row's counts: the agent's own definitions (collector.sessions) and its distinct sources.
 DAY_COUNTS = (*DAY_FIELDS, "unique_sources")
@@ -87,7 +101,9 @@ def day(value, field: str) -> date:
         raise InvalidAnswer(field, "must be a date as YYYY-MM-DD") from None
 
 
-def moment(value, field: str) -> datetime:
+def moment(value, field: str, earliest: datetime, latest: datetime) -> datetime:
+    """An aware date and time between `earliest` and `latest`: a time from an agent is stored
+    only if it is plausible (and so always one both databases can read back)."""
     if type(value) is not str or len(value) > 40:
         raise InvalidAnswer(field, "must be an ISO 8601 date and time")
     try:
@@ -96,7 +112,34 @@ def moment(value, field: str) -> datetime:
         raise InvalidAnswer(field, "must be an ISO 8601 date and time") from None
     if parsed.utcoffset() is None:
         raise InvalidAnswer(field, "must include a UTC offset")
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
+        in_utc = None
+    if in_utc is None or not earliest <= in_utc <= latest:
+        raise InvalidAnswer(field, f"must be between {_utc(earliest)} and {_utc(latest)} UTC")
     return parsed
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def address(value, field: str) -> str:
+    """A source as the agent's parser took it from sshd's line: an IP address, or a name."""
+    text(value, field, 255)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not NAME.fullmatch(value):
+            raise InvalidAnswer(field, "must be an IP address or a host name") from None
+    return value
+
+
+def at_most(values: dict, name: str, limit_name: str, limit: int, field: str = "") -> None:
+    if values[name] > limit:
+        where = f"{field}." if field else ""
+        raise InvalidAnswer(f"{where}{name}", f"must not be more than the day's {limit_name} ({limit})")
 
 
 def items(value, field: str, max_length: int) -> list:
@@ -116,16 +159,17 @@ def mapping(value, field: str) -> dict:
 # --- Documents ----------------------------------------------------------------------------------
 
 
-def health(data) -> dict:
+def health(data, now: datetime) -> dict:
     """/api/v1/health/: the agent's version, whether it follows its logs, and per log source its
     unread bytes, malformed and unknown lines and last event (summed or latest over sources)."""
     data = mapping(data, "health")
+    earliest, latest = now - OLDEST_EVENT, now + CLOCK_SKEW
     following = data.get("following", False)
     if type(following) is not bool:
         raise InvalidAnswer("following", "must be true or false")
     sources = each(items(data.get("sources"), "sources", MAX_HEALTH_SOURCES), source_health, "sources")
     events = [
-        moment(s["last_event_at"], f"sources[{i}].last_event_at")
+        moment(s["last_event_at"], f"sources[{i}].last_event_at", earliest, latest)
         for i, s in enumerate(sources)
         if s.get("last_event_at") is not None
     ]
@@ -156,6 +200,14 @@ def day_counts(data) -> dict:
     row = {"date": day(data.get("date"), "date")}
     for name in DAY_COUNTS:
         row[name] = count(data.get(name), name)
+    # Each a subset of the day's connections; accepted, failed and scanner-only ones are apart.
+    for name in DAY_COUNTS[1:]:
+        if name != "failed_attempts":
+            at_most(row, name, "sessions", row["sessions"])
+    if row["accepted"] + row["failed_sessions"] + row["preauth_only"] > row["sessions"]:
+        raise InvalidAnswer("sessions", "must be at least accepted + failed_sessions + preauth_only")
+    if row["failed_sessions"] > row["failed_attempts"]:
+        raise InvalidAnswer("failed_sessions", "must not be more than failed_attempts")
     return row
 
 
@@ -171,6 +223,9 @@ def day_detail(data) -> dict:
     except InvalidAnswer as exc:
         raise exc.inside("day") from None
     row["top_users"] = each(items(data.get("top_users"), "top_users", MAX_TOP_USERS), top_user, "top_users")
+    for i, user in enumerate(row["top_users"]):
+        for name in ("sessions", "failed_attempts", "accepted"):
+            at_most(user, name, name, row[name], f"top_users[{i}]")
     return row
 
 
@@ -184,28 +239,53 @@ def top_user(data) -> dict:
     }
 
 
-def source_page(data) -> tuple[list[dict], str | None]:
-    """/api/v1/sources/<date>/: one page of the day's source addresses, and the next page's URL."""
+def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | None]:
+    """/api/v1/sources/<date>/: one page of the day's source addresses, and the next page's URL.
+    Times must fit the day (`of_day`) and not be later than `now` allows."""
     data = mapping(data, "source page")
     next_url = data.get("next")
     if next_url is not None:
         text(next_url, "next", 2000)
         if not next_url.startswith(("http://", "https://")):
             raise InvalidAnswer("next", "must be an http(s) URL or null")
-    return each(items(data.get("results"), "results", MAX_PAGE_ROWS), source, "results"), next_url
+    midnight = datetime.combine(of_day, time(), tzinfo=UTC)
+    earliest = midnight - DAY_MARGIN
+    # A connection that began that day may go on for days: its last line is bounded by now.
+    first_latest = min(midnight + timedelta(days=1) + DAY_MARGIN, now + CLOCK_SKEW)
+    latest = now + CLOCK_SKEW
+
+    def checked(row) -> dict:
+        return source(row, earliest, first_latest, latest)
+
+    return each(items(data.get("results"), "results", MAX_PAGE_ROWS), checked, "results"), next_url
 
 
-def source(data) -> dict:
+def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
     data = mapping(data, "")
-    return {
-        "ip": text(data.get("ip"), "ip", 255),
+    row = {
+        "ip": address(data.get("ip"), "ip"),
         "sessions": count(data.get("sessions"), "sessions"),
         "failed_attempts": count(data.get("failed_attempts"), "failed_attempts"),
         "accepted": count(data.get("accepted"), "accepted"),
         "users": each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users"),
-        "first_seen": moment(data.get("first_seen"), "first_seen"),
-        "last_seen": moment(data.get("last_seen"), "last_seen"),
+        "first_seen": moment(data.get("first_seen"), "first_seen", earliest, first_latest),
     }
+    row["last_seen"] = moment(data.get("last_seen"), "last_seen", row["first_seen"], latest)
+    at_most(row, "accepted", "sessions", row["sessions"])
+    return row
+
+
+def day_with_sources(row: dict, sources: list[dict]) -> None:
+    """The day's counts (fetched after its sources, so never behind them) must hold its sources:
+    no more addresses than unique_sources, no more connections, failures or logins in total."""
+    if len(sources) > row["unique_sources"]:
+        raise InvalidAnswer(
+            "unique_sources", f"is {row['unique_sources']} but the source list has {len(sources)} addresses"
+        )
+    for name in ("sessions", "failed_attempts", "accepted"):
+        total = sum(s[name] for s in sources)
+        if total > row[name]:
+            raise InvalidAnswer(name, f"is {row[name]} but the day's sources add up to {total}")
 
 
 def user_name(value) -> str:

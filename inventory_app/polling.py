@@ -1,38 +1,34 @@
 """Polling agents: fetch each host's counts through its agent API and store them. Plain functions,
 called by Celery tasks (tasks.py) and by `manage.py poll_hosts` alike.
 
-Every agent is untrusted input: each request has connect and read timeouts and a size limit, and
-every field is checked (answers.py) before anything is stored, so a slow, dead, lying or
-malicious agent costs at most its timeout and an error on its own host.
+Every agent is untrusted input (fetching.py bounds each answer in bytes and time): a poll has a
+total budget, a round an end, and every field is checked (answers.py) before anything is
+stored, so a slow, dead, lying or malicious agent costs at most its budget and an error on its
+own host, and never holds up a round.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
-import json
 import logging
-import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, timedelta
 
-import httpx
+import requests
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import answers
+from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
 from .models import DOWN, OK, STALE, Host, HostDay, HostSource
 
 logger = logging.getLogger(__name__)
-
-MAX_SOURCE_PAGES = 200
 
 # A first round over 1,000 hosts allocates some ten million short-lived objects (parsed JSON,
 # checked values: about twenty per source row), none in a reference cycle, so reference counting
@@ -41,96 +37,29 @@ MAX_SOURCE_PAGES = 200
 # (alphaproject/celery.py) use this one instead.
 GC_THRESHOLD = (50_000, 20, 100)
 
+# What poll_round() reports for hosts it did not poll.
+SKIPPED = "skipped"  # claimed by another poll
+NOT_REACHED = "not reached"  # the round ended before their turn
+STOPPED = "stopped"  # the round was stopped (SIGTERM) first
 
-class PollError(Exception):
-    """Why a poll failed, in one sentence for the host's last_error."""
 
-
-def checked(check, data, what: str):
+def checked(check, data, what: str, *args):
     """Run one of answers.py's checks, turning its complaint into the host's one-sentence error."""
     try:
-        return check(data)
+        return check(data, *args)
     except answers.InvalidAnswer as exc:
         raise PollError(f"The agent sent an invalid {what} ({str(exc)[:160]}).") from None
 
 
-# --- HTTP ---------------------------------------------------------------------------------------
+def round_deadline(seconds: float | None = None) -> Deadline:
+    seconds = seconds or settings.ALPHA_POLL_ROUND_TIMEOUT
+    return Deadline(seconds, f"The polling round ended ({seconds:g} s) before this host's poll finished.")
 
 
-@dataclass
-class AgentConnection:
-    host: Host
-    client: httpx.Client
-
-    @classmethod
-    def open(cls, host: Host) -> AgentConnection:
-        verify: bool | ssl.SSLContext = tls_context(host.ca_bundle) if host.verify_tls else False
-        timeout = httpx.Timeout(settings.ALPHA_POLL_READ_TIMEOUT, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT)
-        client = httpx.Client(
-            base_url=host.url.rstrip("/"),
-            headers={"Authorization": f"Bearer {host.token}", "Accept": "application/json"},
-            timeout=timeout,
-            verify=verify,
-            follow_redirects=False,
-        )
-        return cls(host, client)
-
-    def close(self) -> None:
-        self.client.close()
-
-    @property
-    def base_path(self) -> str:
-        """The path part of the host's URL (an agent behind a proxy may live under a prefix)."""
-        return httpx.URL(self.host.url).path.rstrip("/")
-
-    def get(self, path: str, params: dict | None = None, read_timeout: float | None = None):
-        """GET a JSON document, refusing answers over ALPHA_POLL_MAX_BYTES."""
-        limit = settings.ALPHA_POLL_MAX_BYTES
-        timeout = self.client.timeout
-        if read_timeout is not None:
-            timeout = httpx.Timeout(read_timeout, connect=settings.ALPHA_POLL_CONNECT_TIMEOUT)
-        try:
-            with self.client.stream("GET", path, params=params, timeout=timeout) as response:
-                if response.status_code != 200:
-                    raise PollError(_status_sentence(response.status_code))
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise PollError(f"The agent's answer to {path} exceeded {limit:,} bytes.")
-        except httpx.ConnectTimeout:
-            raise PollError(f"Connecting to {self.host.url} timed out.") from None
-        except httpx.TimeoutException:
-            raise PollError(f"The agent at {self.host.url} did not answer in time.") from None
-        except httpx.ConnectError as exc:
-            raise PollError(f"Cannot connect to {self.host.url}: {_reason(exc)}.") from None
-        except httpx.HTTPError as exc:
-            raise PollError(f"HTTP error talking to {self.host.url}: {_reason(exc)}.") from None
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise PollError(f"The agent's answer to {path} is not JSON.") from None
-
-
-@functools.lru_cache(maxsize=32)
-def tls_context(ca_bundle: str) -> ssl.SSLContext:
-    # Building a context loads the CA bundle: ~30 ms, once per bundle instead of once per host.
-    if ca_bundle:
-        return ssl.create_default_context(cafile=ca_bundle)
-    return ssl.create_default_context()
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:150]
-
-
-def _status_sentence(code: int) -> str:
-    if code == 401:
-        return "The agent rejected the token (HTTP 401): check the host's token."
-    if code == 503:
-        return "The agent has no token configured (HTTP 503): set ALPHA_AGENT_TOKEN on the host."
-    return f"The agent answered HTTP {code}."
+def poll_budget(parent: Deadline | None) -> Deadline:
+    seconds = settings.ALPHA_POLL_BUDGET
+    why = f"The poll took longer than its {seconds:g} s budget (ALPHA_POLL_BUDGET); the rest waits for the next round."
+    return Deadline(seconds, why, parent=parent)
 
 
 # --- Polling ------------------------------------------------------------------------------------
@@ -149,36 +78,42 @@ def release(host_id: int) -> None:
     Host.objects.filter(pk=host_id).update(polling_since=None)
 
 
-def poll_host(host_id: int) -> str:
-    """Poll one host if no other poll holds it. Returns its state afterwards ("" if skipped)."""
+def poll_host(host_id: int, within: Deadline | None = None) -> str:
+    """Poll one host if no other poll holds it, within its budget (and `within`, the round's
+    end). Returns its state afterwards ("" if skipped)."""
     if not claim(host_id):
         return ""
     try:
         host = Host.objects.get(pk=host_id)
-        try:
-            agent = AgentConnection.open(host)
-        except (OSError, ssl.SSLError) as exc:  # an unreadable CA bundle
-            record_failure(host, f"Cannot set up TLS for {host.url}: {_reason(exc)}.")
-            return host.state
-        try:
-            fetch_and_store(host, agent)
-        except PollError as exc:
-            record_failure(host, str(exc))
-        except Exception:
-            logger.exception("Polling %s failed unexpectedly", host.name)
-            record_failure(host, "Polling failed unexpectedly; see the central server's log.")
-        finally:
-            agent.close()
+        with agent_errors(host):
+            fetch_and_store(host, Agent.for_host(host, poll_budget(within)))
         return host.state
     finally:
+        hang_up()
         release(host_id)
 
 
-def fetch_and_store(host: Host, agent: AgentConnection) -> None:
+@contextlib.contextmanager
+def agent_errors(host: Host) -> Iterator[None]:
+    """What went wrong talking to the host's agent becomes its last_error; a stopped round
+    records nothing (the next one polls the host again)."""
+    try:
+        yield
+    except PollError as exc:
+        record_failure(host, str(exc))
+    except Stopped:
+        pass
+    except Exception:
+        logger.exception("Polling %s failed unexpectedly", host.name)
+        record_failure(host, "Polling failed unexpectedly; see the central server's log.")
+
+
+def fetch_and_store(host: Host, agent: Agent) -> None:
     health = checked(
         answers.health,
         agent.get("/api/v1/health/", read_timeout=settings.ALPHA_POLL_HEALTH_TIMEOUT),
         "health",
+        timezone.now(),
     )
     today = timezone.localdate()
     backfill_start = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
@@ -200,8 +135,11 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
         if previous is not None and all(getattr(previous, f) == row[f] for f in answers.DAY_COUNTS):
             unchanged.append(previous.pk)  # and so are its sources
             continue
+        # Sources first: the day's counts, read after them, can only have grown past them.
+        sources = fetch_sources(agent, day)
         detail = fetch_day(agent, day)
-        store_day(host, day, detail, fetch_sources(agent, day))
+        checked(answers.day_with_sources, detail, f"day {day}", sources)
+        store_day(host, day, detail, sources)
     if unchanged:
         HostDay.objects.filter(pk__in=unchanged).update(polled_at=timezone.now())
     # Days the agent no longer reports (its database was reset) are gone here too.
@@ -213,7 +151,7 @@ def fetch_and_store(host: Host, agent: AgentConnection) -> None:
     record_success(host, health, polled_through=today - timedelta(days=2))
 
 
-def fetch_day(agent: AgentConnection, day: date) -> dict:
+def fetch_day(agent: Agent, day: date) -> dict:
     """The agent's day object: counts and its busiest user names (which the range lacks)."""
     row = checked(answers.day_detail, agent.get(f"/api/v1/logins/{day.isoformat()}/"), "day")
     if row["date"] != day:
@@ -221,32 +159,46 @@ def fetch_day(agent: AgentConnection, day: date) -> dict:
     return row
 
 
-def fetch_sources(agent: AgentConnection, day: date) -> list[dict]:
-    sources: list[dict] = []
-    page = agent.get(f"/api/v1/sources/{day.isoformat()}/", {"page_size": 1000})
-    for _ in range(MAX_SOURCE_PAGES):
-        rows, next_link = checked(answers.source_page, page, f"source list of {day}")
-        sources += rows
+def fetch_sources(agent: Agent, day: date) -> list[dict]:
+    """Every source of the day, page by page, deduplicated by address: at most
+    ALPHA_POLL_MAX_SOURCES rows and ALPHA_POLL_MAX_BYTES of user names, so that one host's
+    answers cannot grow the central database without bound."""
+    limit = settings.ALPHA_POLL_MAX_SOURCES
+    list_path = f"/api/v1/sources/{day.isoformat()}/"
+    now = timezone.now()
+    sources: dict[str, dict] = {}
+    names_size = 0
+    followed: set[str] = set()
+    page = agent.get(list_path, {"page_size": answers.MAX_PAGE_ROWS})
+    # A page holds at least one row, so a list that keeps going past the row limit is refused
+    # within limit + 1 pages; a link seen before is a loop, refused at once.
+    while True:
+        rows, next_link = checked(answers.source_page, page, f"source list of {day}", day, now)
+        for row in rows:
+            sources[row["ip"]] = row  # an agent listing an address twice keeps one row
+            names_size += sum(len(name) for name in row["users"])
+        if len(sources) > limit:
+            raise PollError(
+                f"The agent's source list for {day} has more than {limit:,} addresses (ALPHA_POLL_MAX_SOURCES)."
+            )
+        if names_size > settings.ALPHA_POLL_MAX_BYTES:
+            raise PollError(
+                f"The agent's source list for {day} holds more than {settings.ALPHA_POLL_MAX_BYTES:,} characters of user names."
+            )
         if not next_link:
-            return sources
-        # Follow only the agent's own path (under the host URL's prefix, if any): a `next`
-        # pointing elsewhere is not fetched.
-        next_url = httpx.URL(next_link)
-        path = next_url.path
-        if agent.base_path and path.startswith(agent.base_path + "/"):
-            path = path[len(agent.base_path) :]
-        if not path.startswith(f"/api/v1/sources/{day.isoformat()}/"):
-            raise PollError(f"The agent's next link for {day} leaves its source list.")
-        page = agent.get(path, dict(next_url.params))
-    raise PollError(f"The agent's source list for {day} has more than {MAX_SOURCE_PAGES} pages.")
+            return list(sources.values())
+        if not rows:
+            raise PollError(f"The agent's source list for {day} has an empty page before its end.")
+        if next_link in followed:
+            raise PollError(f"The agent's next link for {day} loops back to a page already read.")
+        followed.add(next_link)
+        path, params = agent.next_page(next_link, list_path)
+        page = agent.get(path, params)
 
 
 def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
     """Replace the host's day: counts and sources together, so a reader never sees half a day."""
-    seen: dict[str, dict] = {}
-    for source in sources:
-        seen[source["ip"]] = source  # an agent listing an address twice keeps one row
-    rows = HostSource.objects.db_rows(host.pk, day, list(seen.values()))
+    rows = HostSource.objects.db_rows(host.pk, day, sources)
     with one_writer(), transaction.atomic():
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
         counts = day_defaults(row)
@@ -307,15 +259,22 @@ def record_failure(host: Host, error: str) -> None:
     host.save(update_fields=["last_poll_at", "last_error", "consecutive_failures", "state"])
 
 
-def poll_round(host_ids: list[int] | None = None) -> dict[str, int]:
-    """Poll hosts concurrently in this process (no Celery). Returns hosts per resulting state."""
-    if host_ids is None:
-        host_ids = list(Host.objects.enabled().values_list("pk", flat=True))
+def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = None) -> dict[str, int]:
+    """Poll hosts concurrently in this process (no Celery), ending by `deadline` (default
+    ALPHA_POLL_ROUND_TIMEOUT from now) whatever the hosts do. Returns hosts per resulting state.
+
+    The hosts polled longest ago go first, so that one a short round did not reach is polled
+    early in the next."""
+    deadline = deadline or round_deadline()
+    hosts = Host.objects.enabled() if host_ids is None else Host.objects.filter(pk__in=host_ids)
+    ids = list(hosts.order_by(F("last_poll_at").asc(nulls_first=True), "pk").values_list("pk", flat=True))
     states: dict[str, int] = {}
-    with fewer_collections(), polling_threads(len(host_ids)) as pool:
-        for state in pool.map(poll_guarded, host_ids):
-            states[state or "skipped"] = states.get(state or "skipped", 0) + 1
+    with fewer_collections(), polling_threads(len(ids)) as pool:
+        for state in pool.map(lambda pk: poll_guarded(pk, deadline), ids):
+            states[state or SKIPPED] = states.get(state or SKIPPED, 0) + 1
     close_old_connections()
+    if states.get(NOT_REACHED):
+        logger.warning("The polling round ended before %d host(s) were reached.", states[NOT_REACHED])
     return states
 
 
@@ -329,11 +288,13 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def poll_guarded(host_id: int) -> str:
+def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
+    if deadline.expired():
+        return STOPPED if deadline.stopped else NOT_REACHED
     # A connection left broken by the previous host of this thread is replaced, not reused.
     connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
     try:
-        return poll_host(host_id)
+        return (poll or poll_host)(host_id, deadline)
     except Exception:
         # One host's trouble (even the database refusing its status) never ends the round.
         logger.exception("Polling host %s failed", host_id)
@@ -342,15 +303,17 @@ def poll_guarded(host_id: int) -> str:
 
 @contextlib.contextmanager
 def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
-    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection for all its hosts
-    (a new PostgreSQL connection per host cost the database more CPU than the host's rows), all
-    closed when the pool is done."""
+    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection and one HTTP session
+    for all its hosts (a new PostgreSQL connection per host cost the database more CPU than the
+    host's rows), all closed when the pool is done."""
     adopted: list[BaseDatabaseWrapper] = []
+    sessions: list[requests.Session] = []
 
     def adopt() -> None:
         wrapper = connections[DEFAULT_DB_ALIAS]
         wrapper.inc_thread_sharing()  # so that this thread may close it below
         adopted.append(wrapper)
+        sessions.append(session())
 
     workers = max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
     try:
@@ -360,24 +323,48 @@ def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
         for wrapper in adopted:
             wrapper.close()
             wrapper.dec_thread_sharing()
+        for each in sessions:
+            each.close()
 
 
-def refresh_day(day: date, host_ids: list[int] | None = None) -> dict[int, str]:
-    """Fetch one day's counts live from every enabled host at once (the fleet view's refresh).
-    Each host costs at most its timeouts; returns {host id: error} for the hosts that failed."""
-    hosts = list(Host.objects.enabled().filter(pk__in=host_ids) if host_ids else Host.objects.enabled())
+def refresh_day(
+    day: date, host_ids: list[int] | None = None, deadline: Deadline | None = None
+) -> dict[int, str]:
+    """Fetch one day's counts live from every enabled host at once (the fleet view's refresh),
+    by `deadline` (default ALPHA_POLL_NOW_TIMEOUT from now). Each host is claimed as a poll
+    claims it, and fails as a poll fails (its last_error says why). Returns {host id: error}
+    for the hosts that could not be refreshed."""
+    deadline = deadline or round_deadline(settings.ALPHA_POLL_NOW_TIMEOUT)
+    hosts = Host.objects.enabled()
+    if host_ids is not None:
+        hosts = hosts.filter(pk__in=host_ids)
     errors: dict[int, str] = {}
 
-    def run(host: Host) -> None:
-        agent = AgentConnection.open(host)
+    def refresh(host_id: int, within: Deadline) -> str:
+        if not claim(host_id):
+            errors[host_id] = "Being polled right now: its stored counts are shown."
+            return ""
         try:
-            HostDay.objects.update_or_create(host=host, day=day, defaults=day_defaults(fetch_day(agent, day)))
-        except PollError as exc:
-            errors[host.pk] = str(exc)
+            host = Host.objects.get(pk=host_id)
+            with agent_errors(host):
+                row = fetch_day(Agent.for_host(host, poll_budget(within)), day)
+                with one_writer():
+                    if (
+                        not HostDay.objects.filter(host=host, day=day).update(**day_defaults(row))
+                        and row["sessions"]
+                    ):
+                        HostDay.objects.create(host=host, day=day, **day_defaults(row))
+                return host.state
+            errors[host_id] = host.last_error or "Not refreshed."
+            return host.state
         finally:
-            agent.close()
+            hang_up()
+            release(host_id)
 
-    if hosts:
-        with polling_threads(len(hosts)) as pool:
-            list(pool.map(run, hosts))
+    ids = list(hosts.values_list("pk", flat=True))
+    if ids:
+        with polling_threads(len(ids)) as pool:
+            for host_id, state in zip(ids, pool.map(lambda pk: poll_guarded(pk, deadline, refresh), ids)):
+                if state in (NOT_REACHED, STOPPED, "error"):
+                    errors.setdefault(host_id, "Not refreshed: the refresh ran out of time.")
     return errors

@@ -3,34 +3,76 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+@dataclass
+class Answer:
+    """What a fake agent sends for one request. `trickle` seconds between pieces of `piece`
+    bytes, from the status line on (headers included): an answer that never times out a read
+    but never ends either."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    trickle: float = 0.0
+    piece: int = 1
+
+    @classmethod
+    def json(cls, data, **kwargs) -> Answer:
+        return cls(body=json.dumps(data).encode(), **kwargs)
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a poller that hung up on a hostile answer is what the tests are about
+
+
 class FakeAgent:
-    """Serves `handler(path) -> (status, body bytes, delay seconds)` over real HTTP."""
+    """Serves `handler(path)` over real HTTP: an Answer, or (status, body bytes, delay seconds).
+    Every requested path is kept in `paths`."""
 
     def __init__(self, handler):
         outer = self
+        self.paths: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn does
+
             def do_GET(self):
-                status, body, delay = handler(self.path)
-                if delay:
-                    outer.stop_event.wait(delay)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                outer.paths.append(self.path)
+                answer = handler(self.path)
+                if not isinstance(answer, Answer):
+                    status, body, delay = answer
+                    answer = Answer(status, body, delay=delay)
+                if answer.delay and outer.stop_event.wait(answer.delay):
+                    return
+                headers = {"Content-Type": "application/json", "Content-Length": str(len(answer.body))}
+                headers.update(answer.headers)
+                head = f"HTTP/1.1 {answer.status} X\r\n" + "".join(
+                    f"{k}: {v}\r\n" for k, v in headers.items()
+                )
+                data = head.encode() + b"\r\n" + answer.body
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
+                    if not answer.trickle:
+                        self.wfile.write(data)
+                        return
+                    for i in range(0, len(data), answer.piece):
+                        if outer.stop_event.wait(answer.trickle):
+                            return
+                        self.wfile.write(data[i : i + answer.piece])
+                        self.wfile.flush()
 
             def log_message(self, *args):
                 pass
 
         self.stop_event = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from inventory_app import answers
 
 SEEN = "2026-03-02T12:00:00Z"
+DAY = date(2026, 3, 2)
+NOW = datetime(2026, 3, 3, 9, tzinfo=UTC)
 
 
 def source(**changes) -> dict:
@@ -30,12 +32,14 @@ class SourcePageTests(unittest.TestCase):
     def problem(self, page) -> str:
         # Through JSON, as the poller receives it.
         with self.assertRaises(answers.InvalidAnswer) as caught:
-            answers.source_page(json.loads(json.dumps(page)))
+            answers.source_page(json.loads(json.dumps(page)), DAY, NOW)
         return str(caught.exception)
 
     def test_it_turns_a_page_into_plain_values(self):
         rows, next_url = answers.source_page(
-            {"next": "https://web1:8001/api/v1/sources/2026-03-02/?cursor=abc", "results": [source()]}
+            {"next": "https://web1:8001/api/v1/sources/2026-03-02/?cursor=abc", "results": [source()]},
+            DAY,
+            NOW,
         )
         self.assertEqual(next_url, "https://web1:8001/api/v1/sources/2026-03-02/?cursor=abc")
         self.assertEqual(
@@ -52,7 +56,7 @@ class SourcePageTests(unittest.TestCase):
                 }
             ],
         )
-        self.assertEqual(answers.source_page({"next": None, "results": []}), ([], None))
+        self.assertEqual(answers.source_page({"next": None, "results": []}, DAY, NOW), ([], None))
 
     def test_it_names_the_field_and_the_problem(self):
         cases = {
@@ -73,6 +77,26 @@ class SourcePageTests(unittest.TestCase):
             "results[0].last_seen: must be an ISO 8601 date and time": source(last_seen="yesterday"),
             "results[0].last_seen: must be an ISO 8601 date and time ": source(last_seen=1700000000),
             "results[0]: must be an object": ["203.0.113.9"],
+            # Markup is not an address, nor a name sshd could have written.
+            "results[0].ip: must be an IP address or a host name": source(ip="<script>alert(1)</script>"),
+            "results[0].ip: must be an IP address or a host name ": source(ip="203.0.113.9 port 22"),
+            "results[0].accepted: must not be more than the day's sessions (3)": source(accepted=4),
+            # Times PostgreSQL would store but not read back, or that no log of that day holds.
+            "results[0].first_seen: must be between 2026-03-01 00:00 and 2026-03-04 00:00 UTC": source(
+                first_seen="9999-12-31T23:59:59-14:00"
+            ),
+            "results[0].first_seen: must be between 2026-03-01 00:00 and 2026-03-04 00:00 UTC ": source(
+                first_seen="0001-01-01T00:00:00+14:00"
+            ),
+            "results[0].first_seen: must be between 2026-03-01 00:00 and 2026-03-04 00:00 UTC  ": source(
+                first_seen="2026-02-27T12:00:00Z"
+            ),
+            "results[0].last_seen: must be between 2026-03-02 12:00 and 2026-03-04 09:00 UTC": source(
+                last_seen="2026-03-02T11:59:00Z"
+            ),
+            "results[0].last_seen: must be between 2026-03-02 12:00 and 2026-03-04 09:00 UTC ": source(
+                last_seen="9999-12-31T23:59:59-14:00"
+            ),
         }
         for expected, row in cases.items():
             with self.subTest(expected):
@@ -87,6 +111,34 @@ class SourcePageTests(unittest.TestCase):
         )
         self.assertEqual(self.problem({"results": "many"}), "results: must be a list")
         self.assertEqual(self.problem([]), "source page: must be an object")
+
+    def test_it_takes_addresses_and_names_as_sshd_writes_them(self):
+        for ip in ("203.0.113.9", "2001:db8::1", "fe80::1%eth0", "host-203-0-113-9.example.net", "UNKNOWN"):
+            with self.subTest(ip):
+                rows, _ = answers.source_page({"next": None, "results": [source(ip=ip)]}, DAY, NOW)
+                self.assertEqual(rows[0]["ip"], ip)
+
+    def test_it_takes_a_long_session_that_ends_days_later(self):
+        # A login that began on the day may end days later: its last line is bounded by now only.
+        rows, _ = answers.source_page(
+            {"next": None, "results": [source(last_seen="2026-03-03T08:00:00Z")]}, DAY, NOW
+        )
+        self.assertEqual(rows[0]["last_seen"], datetime(2026, 3, 3, 8, tzinfo=UTC))
+
+    def test_it_refuses_a_day_that_does_not_hold_its_sources(self):
+        day = answers.day_counts(counts(sessions=5, unique_sources=2, failed_attempts=9, accepted=1))
+        rows = [{"ip": "a", "sessions": 2, "failed_attempts": 4, "accepted": 1},
+                {"ip": "b", "sessions": 3, "failed_attempts": 5, "accepted": 0}]  # fmt: skip
+        answers.day_with_sources(day, rows)  # exactly the day's: fine
+        cases = {
+            "unique_sources: is 2 but the source list has 3 addresses": [*rows, {**rows[0], "ip": "c"}],
+            "sessions: is 5 but the day's sources add up to 6": [{**rows[0], "sessions": 3}, rows[1]],
+            "accepted: is 1 but the day's sources add up to 2": [rows[0], {**rows[1], "accepted": 1}],
+        }
+        for expected, sources in cases.items():
+            with self.subTest(expected), self.assertRaises(answers.InvalidAnswer) as caught:
+                answers.day_with_sources(day, sources)
+            self.assertEqual(str(caught.exception), expected)
 
 
 class DayTests(unittest.TestCase):
@@ -106,6 +158,13 @@ class DayTests(unittest.TestCase):
             "days[0].date: must be a date as YYYY-MM-DD ": counts(date="20260302"),
             "days[0].unique_sources: must be a whole number from 0 to 10^12": counts(unique_sources=None),
             "days[0].preauth_only: must be a whole number from 0 to 10^12": counts(preauth_only=1.5),
+            # Counts that contradict each other: every one of them is a share of the connections.
+            "days[0].accepted: must not be more than the day's sessions (5)": counts(accepted=6),
+            "days[0].unique_sources: must not be more than the day's sessions (5)": counts(unique_sources=6),
+            "days[0].sessions: must be at least accepted + failed_sessions + preauth_only": counts(
+                accepted=2, failed_sessions=3, preauth_only=1
+            ),
+            "days[0].failed_sessions: must not be more than failed_attempts": counts(failed_attempts=2),
         }
         for expected, row in cases.items():
             with self.subTest(expected), self.assertRaises(answers.InvalidAnswer) as caught:
@@ -115,6 +174,12 @@ class DayTests(unittest.TestCase):
             answers.day_range({"days": [counts()] * 401})
         with self.assertRaisesRegex(answers.InvalidAnswer, "^top_users: must have at most 10 items$"):
             answers.day_detail({**counts(), "top_users": [{"user": "u"}] * 11})
+        user = {"user": "root", "sessions": 1, "failed_attempts": 10, "accepted": 0}
+        with self.assertRaisesRegex(
+            answers.InvalidAnswer,
+            r"^top_users\[0\].failed_attempts: must not be more than the day's failed_attempts \(9\)$",
+        ):
+            answers.day_detail({**counts(), "top_users": [user]})
 
 
 class HealthTests(unittest.TestCase):
@@ -132,7 +197,8 @@ class HealthTests(unittest.TestCase):
                     },
                     {"unread_bytes": 5, "last_event_at": None},
                 ],
-            }
+            },
+            NOW,
         )
         self.assertEqual(
             health,
@@ -145,7 +211,7 @@ class HealthTests(unittest.TestCase):
                 "last_event_at": datetime(2026, 3, 2, 13, tzinfo=UTC),
             },
         )
-        quiet = answers.health({"agent_version": "0.2.0", "sources": []})
+        quiet = answers.health({"agent_version": "0.2.0", "sources": []}, NOW)
         self.assertEqual(
             (quiet["following"], quiet["unread_bytes"], quiet["last_event_at"]), (False, None, None)
         )
@@ -159,8 +225,12 @@ class HealthTests(unittest.TestCase):
                 "sources": [{"unread_bytes": -1}],
             },
             "sources: must be a list": {"agent_version": "1"},
+            "sources[0].last_event_at: must be between 2006-02-16 09:00 and 2026-03-04 09:00 UTC": {
+                "agent_version": "1",
+                "sources": [{"last_event_at": "9999-12-31T23:59:59-14:00"}],
+            },
         }
         for expected, data in cases.items():
             with self.subTest(expected), self.assertRaises(answers.InvalidAnswer) as caught:
-                answers.health(data)
+                answers.health(data, NOW)
             self.assertEqual(str(caught.exception), expected)

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
 import time
+import tracemalloc
+from dataclasses import replace
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
+from django.contrib.auth.models import User
+from django.db.models import F
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
@@ -15,7 +21,8 @@ from collector.tests.logs import brute_force, login, scanner
 from inventory_app import polling
 from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
 
-from .agents import FakeAgent, SilentAgent, closed_port_url
+from .agents import Answer, FakeAgent, SilentAgent, closed_port_url
+from .hostile import HEALTH, ScriptedAgent, day_of, days_back, sources_of
 
 TOKEN = "poll-token-0123456789abcdef"
 
@@ -243,7 +250,7 @@ class PollingBehindAProxyTests(LiveServerTestCase):
     def test_it_follows_source_pages_under_the_hosts_path_prefix(self):
         # An agent behind a reverse proxy at /agents/web1: its next links keep the prefix.
         day = timezone.localdate().isoformat()
-        seen = "2026-03-02T12:00:00Z"
+        seen = timezone.now().isoformat()
         counts = {"sessions": 2, "accepted": 0, "failed_attempts": 0, "failed_sessions": 0,
                   "invalid_user_sessions": 0, "preauth_only": 2, "unique_sources": 2}  # fmt: skip
 
@@ -274,3 +281,277 @@ class PollingBehindAProxyTests(LiveServerTestCase):
         host = Host.objects.create(name="web1", url=f"{agent.url}/agents/web1", token=TOKEN)
         self.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
         self.assertEqual(sorted(HostSource.objects.values_list("ip", flat=True)), ["192.0.2.1", "192.0.2.2"])
+
+
+HOSTILE_SETTINGS = {
+    "ALPHA_AGENT_TOKEN": TOKEN,
+    "ALPHA_POLL_CONNECT_TIMEOUT": 1.0,
+    "ALPHA_POLL_READ_TIMEOUT": 1.0,
+    "ALPHA_POLL_HEALTH_TIMEOUT": 1.0,
+    "ALPHA_POLL_REQUEST_TIMEOUT": 1.5,
+    "ALPHA_POLL_BUDGET": 3.0,
+    "ALPHA_POLL_ROUND_TIMEOUT": 8.0,
+    "ALPHA_POLL_MAX_BYTES": 200_000,
+    "ALPHA_POLL_MAX_SOURCES": 300,
+}
+
+
+@override_settings(**HOSTILE_SETTINGS)
+class HostileAgentTests(LiveServerTestCase):
+    """A round over an honest host (the project's own agent, live, with real data) and a host
+    whose agent is the attacker's: the attack costs its bounds and an error on its own host, and
+    the honest host is stored exactly all the same."""
+
+    def setUp(self):
+        yesterday = datetime.combine(timezone.localdate() - timedelta(days=1), datetime.min.time())
+        write_log(
+            brute_force(yesterday + timedelta(hours=4), 60, "203.0.113.10", "admin")
+            + today_lines(70, "198.51.100.5")
+        )
+        self.good = Host.objects.create(name="good", url=self.live_server_url, token=TOKEN)
+
+    def poll_round_with(self, *agents) -> tuple[list[Host], float]:
+        hosts = [Host.objects.create(name=f"evil{i}", url=a.url, token=TOKEN) for i, a in enumerate(agents)]
+        started = time.monotonic()
+        self.states = polling.poll_round()
+        seconds = time.monotonic() - started
+        for host in hosts:
+            host.refresh_from_db()
+        return hosts, seconds
+
+    def memory_of_polling(self, host: Host) -> int:
+        """Peak bytes allocated while polling `host` again, alone (the round's one-time costs,
+        such as the honest host's first requests, are behind us)."""
+        tracemalloc.start()
+        try:
+            polling.poll_host(host.pk)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def assert_good_host_polled_exactly(self):
+        self.good.refresh_from_db()
+        self.assertEqual((self.good.state, self.good.last_error), (OK, ""))
+        fields = (
+            "day",
+            "sessions",
+            "accepted",
+            "failed_attempts",
+            "failed_sessions",
+            "invalid_user_sessions",
+            "preauth_only",
+        )
+        self.assertEqual(
+            sorted(HostDay.objects.filter(host=self.good).values_list(*fields)),
+            sorted(DailyCount.objects.values_list(*fields)),
+        )
+        source_fields = (
+            "day",
+            "ip",
+            "sessions",
+            "failed_attempts",
+            "accepted",
+            "users",
+            "first_seen",
+            "last_seen",
+        )
+        self.assertEqual(
+            sorted(HostSource.objects.filter(host=self.good).values_list(*source_fields)),
+            sorted(DailySource.objects.values_list(*source_fields)),
+        )
+
+    def assert_down_with(self, host: Host, error: str, stored: bool = False):
+        self.assertEqual(host.state, DOWN)
+        self.assertIn(error, host.last_error)
+        self.assertNotIn("\n", host.last_error)
+        self.assertIsNone(host.polling_since)  # released
+        if not stored:
+            self.assertFalse(HostDay.objects.filter(host=host).exists())
+            self.assertFalse(HostSource.objects.filter(host=host).exists())
+
+    def test_it_cuts_an_answer_trickled_a_byte_at_a_time(self):
+        # Every read gets a byte within the read timeout, status line and headers included:
+        # only the request's total deadline ends it.
+        trickle = ScriptedAgent(self, hostile=lambda path, answer: replace(answer, trickle=0.1))
+        (evil,), seconds = self.poll_round_with(trickle)
+        self.assertLess(seconds, 1.5 + 1.0)
+        self.assert_down_with(evil, "did not finish an answer within 1.5 s (ALPHA_POLL_REQUEST_TIMEOUT)")
+        self.assert_good_host_polled_exactly()
+
+    def test_it_ends_a_slow_but_valid_poll_at_its_budget(self):
+        # Each answer is valid and in time (0.4 s), but a poll of ten changed days takes 22 of them.
+        days = {day: sources_of(day, 3) for day in days_back(10)}
+        slow = ScriptedAgent(self, days, hostile=lambda path, answer: replace(answer, delay=0.4))
+        (evil,), seconds = self.poll_round_with(slow)
+        self.assertLess(seconds, 3.0 + 1.0)
+        self.assert_down_with(evil, "took longer than its 3 s budget (ALPHA_POLL_BUDGET)", stored=True)
+        # What was fetched in time is stored; polled_through waits for a complete poll.
+        self.assertLess(HostDay.objects.filter(host=evil).count(), 10)
+        self.assertIsNone(evil.polled_through)
+        self.assert_good_host_polled_exactly()
+
+    @override_settings(ALPHA_POLL_CONCURRENCY=2, ALPHA_POLL_ROUND_TIMEOUT=2.5)
+    def test_it_ends_a_round_on_time_whatever_its_hosts_do(self):
+        days = {day: sources_of(day, 3) for day in days_back(10)}
+        slow = [
+            ScriptedAgent(self, days, hostile=lambda path, answer: replace(answer, delay=0.9))
+            for _ in range(6)
+        ]
+        evil, seconds = self.poll_round_with(*slow)
+        self.assertLess(seconds, 2.5 + 1.0)
+        # Two polled at a time: the honest host (polled longest ago, first), then two slow ones
+        # cut by the round's end; the round never reached the rest, which go first next time.
+        self.assertEqual(self.states, {OK: 1, DOWN: 2, polling.NOT_REACHED: 4})
+        cut = [h for h in evil if h.state == DOWN]
+        for host in cut:
+            self.assert_down_with(
+                host, "The polling round ended (2.5 s) before this host's poll finished.", stored=True
+            )
+        self.assertEqual(Host.objects.filter(polling_since__isnull=False).count(), 0)
+        self.assert_good_host_polled_exactly()
+        first_next_round = list(
+            Host.objects.order_by(F("last_poll_at").asc(nulls_first=True), "pk").values_list(
+                "state", flat=True
+            )
+        )[:4]
+        self.assertEqual(first_next_round, [NEVER_POLLED] * 4)
+
+    def test_it_refuses_a_compressed_answer_it_did_not_ask_for(self):
+        # 50 kB that would decompress to 50 MB (a 2 MB one would be 2 GB).
+        bomb = gzip.compress(b" " * 50_000_000, compresslevel=9)
+        headers = {"Content-Encoding": "gzip"}
+
+        def hostile(path, answer):
+            return (
+                replace(answer, body=bomb, headers=headers) if path.startswith("/api/v1/logins/?") else answer
+            )
+
+        (evil,), _ = self.poll_round_with(ScriptedAgent(self, hostile=hostile))
+        self.assert_down_with(evil, "is compressed (gzip), which was not asked for")
+        self.assertLess(self.memory_of_polling(evil), 1_000_000)  # never decompressed
+        self.assert_good_host_polled_exactly()
+
+    def test_it_stops_at_a_next_link_that_loops(self):
+        today = timezone.localdate()
+
+        def hostile(path, answer):
+            if path.startswith(f"/api/v1/sources/{today}/"):
+                link = f"{agent.url}/api/v1/sources/{today}/?cursor=0"
+                return Answer.json({"next": link, "previous": None, "results": sources_of(today, 1)})
+            return answer
+
+        agent = ScriptedAgent(self, hostile=hostile)
+        (evil,), seconds = self.poll_round_with(agent)
+        self.assert_down_with(evil, f"The agent's next link for {today} loops back to a page already read.")
+        self.assertLessEqual(sum("/sources/" in p for p in agent.paths), 3)
+        self.assert_good_host_polled_exactly()
+
+    def test_it_refuses_a_next_link_that_climbs_out_with_encoded_dots(self):
+        today = timezone.localdate()
+
+        def hostile(path, answer):
+            if path.startswith(f"/api/v1/sources/{today}/"):
+                link = f"{agent.url}/api/v1/sources/{today}/%2e%2e/%2e%2e/%2e%2e/admin/?cursor=1"
+                return Answer.json({"next": link, "previous": None, "results": sources_of(today, 1)})
+            return answer
+
+        agent = ScriptedAgent(self, hostile=hostile)
+        (evil,), _ = self.poll_round_with(agent)
+        self.assert_down_with(evil, "The agent's next link leaves its source list.")
+        self.assertFalse([p for p in agent.paths if "admin" in p or "%2e" in p.lower()])
+        self.assert_good_host_polled_exactly()
+
+    def test_it_caps_a_flood_of_pages(self):
+        today = timezone.localdate()
+
+        def hostile(path, answer):
+            # Endless pages of new addresses, each a valid page.
+            if path.startswith(f"/api/v1/sources/{today}/"):
+                cursor = int(parse_qs(urlsplit(path).query).get("cursor", ["0"])[0])
+                link = f"{agent.url}/api/v1/sources/{today}/?cursor={cursor + 100}"
+                return Answer.json(
+                    {"next": link, "previous": None, "results": sources_of(today, 100, cursor)}
+                )
+            return answer
+
+        agent = ScriptedAgent(self, hostile=hostile)
+        (evil,), _ = self.poll_round_with(agent)
+        self.assert_down_with(
+            evil, f"The agent's source list for {today} has more than 300 addresses (ALPHA_POLL_MAX_SOURCES)."
+        )
+        self.assertLessEqual(sum("/sources/" in p for p in agent.paths), 4)
+        self.assertLess(self.memory_of_polling(evil), 1_000_000)  # 5 x ALPHA_POLL_MAX_BYTES
+        self.assert_good_host_polled_exactly()
+
+    def test_it_refuses_times_out_of_range_and_every_page_still_answers(self):
+        today = timezone.localdate()
+
+        def late_source(path, answer):
+            if path.startswith(f"/api/v1/sources/{today}/"):
+                rows = [{**sources_of(today, 1)[0], "first_seen": "9999-12-31T23:59:59-14:00"}]
+                return Answer.json({"next": None, "previous": None, "results": rows})
+            return answer
+
+        def early_event(path, answer):
+            if path.startswith("/api/v1/health/"):
+                return Answer.json({**HEALTH, "sources": [{"last_event_at": "0001-01-01T00:00:00+14:00"}]})
+            return answer
+
+        (late, early), _ = self.poll_round_with(
+            ScriptedAgent(self, hostile=late_source), ScriptedAgent(self, hostile=early_event)
+        )
+        self.assert_down_with(late, "results[0].first_seen: must be between")
+        self.assert_down_with(early, "sources[0].last_event_at: must be between")
+        self.assert_good_host_polled_exactly()
+        # Nothing unreadable was stored: every page that lists hosts still answers.
+        user = User.objects.create_superuser("admin", password="pw")
+        self.client.force_login(user)
+        for url in ("/admin/inventory_app/host/", f"/admin/inventory_app/host/{late.pk}/change/",
+                    f"/admin/inventory_app/host/{early.pk}/delete/", "/api/v1/hosts/", "/", "/attackers/",
+                    f"/hosts/{late.name}/", f"/hosts/{early.name}/"):  # fmt: skip
+            with self.subTest(url):
+                self.assertEqual(self.client.get(url).status_code, 200)
+
+    def test_it_refuses_counts_that_contradict_each_other(self):
+        today = timezone.localdate()
+
+        def more_logins_than_connections(path, answer):
+            if path.startswith("/api/v1/logins/?"):
+                return Answer.json(
+                    {"host": "x", "days": [{**day_of(today, sources_of(today, 3)), "accepted": 10**9}]}
+                )
+            return answer
+
+        def sources_beyond_the_day(path, answer):
+            if path.startswith(f"/api/v1/logins/{today}/"):
+                return Answer.json(
+                    {"host": "x", **day_of(today, sources_of(today, 2)), "top_sources": [], "top_users": []}
+                )
+            return answer
+
+        (absurd, beyond), _ = self.poll_round_with(
+            ScriptedAgent(self, hostile=more_logins_than_connections),
+            ScriptedAgent(self, hostile=sources_beyond_the_day),
+        )
+        self.assert_down_with(absurd, "days[0].accepted: must not be more than the day's sessions (6)")
+        self.assert_down_with(beyond, "unique_sources: is 2 but the source list has 3 addresses")
+        self.assert_good_host_polled_exactly()
+
+    def test_it_refuses_an_address_that_is_markup(self):
+        today = timezone.localdate()
+
+        def hostile(path, answer):
+            if path.startswith(f"/api/v1/sources/{today}/"):
+                rows = [{**sources_of(today, 1)[0], "ip": "<script>alert(1)</script>"}]
+                return Answer.json({"next": None, "previous": None, "results": rows})
+            return answer
+
+        (evil,), _ = self.poll_round_with(ScriptedAgent(self, hostile=hostile))
+        self.assert_down_with(evil, "results[0].ip: must be an IP address or a host name")
+        self.assert_good_host_polled_exactly()
+
+    def test_it_refuses_deeply_nested_json(self):
+        deep = ScriptedAgent(self, hostile=lambda path, answer: Answer(body=b"[" * 100_000 + b"]" * 100_000))
+        (evil,), seconds = self.poll_round_with(deep)
+        self.assert_down_with(evil, "The agent's answer to /api/v1/health/ is nested too deeply.")
+        self.assert_good_host_polled_exactly()
