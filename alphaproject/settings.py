@@ -155,9 +155,14 @@ TEMPLATES = [
 DATA_DIR = Path(env_str("ALPHA_DATA_DIR", str(BASE_DIR / "data")))
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'alpha.sqlite3'}")
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a kept connection that a database restart broke is replaced before the next
+    # request uses it, instead of costing that request a 500.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 except Exception as exc:  # dj-database-url raises several types for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Alpha can use: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server is an error within seconds, not a hang.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a first run: create its folder.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -291,8 +296,15 @@ ALPHA_POLL_CONCURRENCY = env_int("ALPHA_POLL_CONCURRENCY", 64, minimum=1)
 
 # Celery
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# The threads pool enforces no time limit: ALPHA_POLL_BUDGET is what bounds a poll there. These
+# apply to the prefork pool.
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+# A worker waits for Redis as long as it takes (it is restarted, not gone), and a poll in flight
+# when the broker went away finishes: its claim keeps a redelivered copy from polling twice.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import group
+from django.conf import settings
 
 from alphaproject.celery import app
 
@@ -15,7 +16,9 @@ def poll_all_hosts() -> int:
     """Fan out one task per enabled host; run every ALPHA_POLL_INTERVAL by Celery beat."""
     ids = list(Host.objects.enabled().values_list("pk", flat=True))
     if ids:
-        group(poll_host.s(host_id) for host_id in ids).apply_async()
+        # A poll still queued when the round should be over is dropped (the next round has it),
+        # so that a backlog behind slow hosts never piles up round after round.
+        group(poll_host.s(host_id) for host_id in ids).apply_async(expires=settings.ALPHA_POLL_ROUND_TIMEOUT)
     return len(ids)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -82,6 +83,33 @@ class FakeAgent:
         self.stop_event.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class SlowAgent:
+    """An agent whose health check takes `delay` seconds. It counts polls (a health request
+    starts one, the day list ends it) and the most that were ever under way at once."""
+
+    HEALTH = json.dumps({"agent_version": "1", "following": True, "sources": []}).encode()
+
+    def __init__(self, testcase, delay: float):
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.polls = self.under_way = self.most_under_way = 0
+        self.fake = FakeAgent(self.answer)
+        testcase.addCleanup(self.fake.close)
+        self.url = self.fake.url
+
+    def answer(self, path: str):
+        if path.startswith("/api/v1/health/"):
+            with self.lock:
+                self.polls += 1
+                self.under_way += 1
+                self.most_under_way = max(self.most_under_way, self.under_way)
+            time.sleep(self.delay)
+            return 200, self.HEALTH, 0
+        with self.lock:
+            self.under_way -= 1
+        return 200, b'{"days": []}', 0
 
 
 class SilentAgent:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ from inventory_app import tasks
 from inventory_app.models import COUNT_FIELDS, NEVER_POLLED, OK, Host, HostDay
 from inventory_app.schedule import POLL_TASK, POLL_TASK_NAME, ensure_poll_schedule
 
-from .agents import FakeAgent
+from .agents import SlowAgent
 from .test_polling import TOKEN, today_lines, write_log
 
 AGENT_SETTINGS = {
@@ -115,33 +114,6 @@ class TaskTests(LiveServerTestCase):
         off.refresh_from_db()
         self.assertEqual(off.state, NEVER_POLLED)
         self.assertFalse(HostDay.objects.filter(host=off).exists())
-
-
-class SlowAgent:
-    """An agent whose health check takes `delay` seconds. It counts polls (a health request
-    starts one, the day list ends it) and the most that were ever under way at once."""
-
-    HEALTH = json.dumps({"agent_version": "1", "following": True, "sources": []}).encode()
-
-    def __init__(self, testcase, delay: float):
-        self.delay = delay
-        self.lock = threading.Lock()
-        self.polls = self.under_way = self.most_under_way = 0
-        self.fake = FakeAgent(self.answer)
-        testcase.addCleanup(self.fake.close)
-        self.url = self.fake.url
-
-    def answer(self, path: str):
-        if path.startswith("/api/v1/health/"):
-            with self.lock:
-                self.polls += 1
-                self.under_way += 1
-                self.most_under_way = max(self.most_under_way, self.under_way)
-            time.sleep(self.delay)
-            return 200, self.HEALTH, 0
-        with self.lock:
-            self.under_way -= 1
-        return 200, b'{"days": []}', 0
 
 
 def run_at_once(*calls) -> list:

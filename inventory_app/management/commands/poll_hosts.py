@@ -7,8 +7,12 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, close_old_connections, connections
 
-from inventory_app.polling import poll_round
+from inventory_app.polling import poll_round, round_deadline
+
+# After the database failed (restarted, unreachable), seconds before trying again.
+RETRY_SECONDS = 5
 
 
 class Command(BaseCommand):
@@ -24,23 +28,47 @@ class Command(BaseCommand):
         interval = options["interval"] if options["interval"] is not None else settings.ALPHA_POLL_INTERVAL
         if interval < 1:
             raise CommandError("--interval must be at least 1 second.")
-        stopping = False
-
-        def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while True:
+        self.stopping = False
+        self.round = None
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        while not self.stopping:
             started = time.monotonic()
-            states = poll_round()
-            summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no enabled hosts"
-            self.stdout.write(f"Polled in {time.monotonic() - started:.1f} s: {summary}.")
+            if not self.poll_once() and options["once"]:
+                raise CommandError("The round could not run: the database is unreachable (see the log).")
             if options["once"]:
                 return
             # Sleep in short steps so SIGTERM ends the loop promptly.
-            while not stopping and time.monotonic() - started < interval:
+            while not self.stopping and time.monotonic() - started < interval:
                 time.sleep(0.2)
-            if stopping:
-                return
+
+    def stop(self, signum, frame) -> None:
+        # Ends the round at once: polls in flight are cut and record nothing.
+        self.stopping = True
+        if self.round is not None:
+            self.round.stop()
+
+    def poll_once(self) -> bool:
+        """One round; False if the database failed it (logged in one line, tried again next)."""
+        started = time.monotonic()
+        self.round = round_deadline()
+        try:
+            states = poll_round(deadline=self.round)
+        except DatabaseError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.stderr.write(f"Polling round skipped, the database failed: {reason[:200]}")
+            for connection in connections.all():
+                connection.close()
+            self.wait(RETRY_SECONDS)
+            return False
+        finally:
+            self.round = None
+            close_old_connections()
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no enabled hosts"
+        self.stdout.write(f"Polled in {time.monotonic() - started:.1f} s: {summary}.")
+        return True
+
+    def wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(0.2)
