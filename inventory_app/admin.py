@@ -1,14 +1,17 @@
 """The inventory UI: hosts in the Django admin, with their polling status and a "Poll now" action.
 
-The agent token is write-only here: pages show only Host.masked_token(), and a blank token field
-keeps the stored one. What agents send (last_error, agent_version) is shown escaped, as the admin
-does for every value.
+The agent token is write-only here: pages show only Host.masked_token(), a blank token field
+keeps the stored one, and no lookup, filter or search of the changelist may touch the token
+(`?token__startswith=a` would let any staff user guess it a character at a time). What agents
+send (last_error, agent_version) is shown escaped, as the admin does for every value.
 """
 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from . import polling
 from .inventory import check_token, parse_tags, sentence, stored_tags
@@ -16,6 +19,7 @@ from .models import Host
 
 STATUS_FIELDS = (
     "state",
+    "claimed",
     "last_poll_at",
     "last_success_at",
     "last_error",
@@ -26,7 +30,6 @@ STATUS_FIELDS = (
     "unread_bytes",
     "last_event_at",
     "polled_through",
-    "polling_since",
 )
 
 
@@ -91,7 +94,7 @@ class HostAdmin(admin.ModelAdmin):
     form = HostForm
     list_display = (
         "name",
-        "state",
+        "state_display",
         "enabled",
         "last_success_at",
         "last_error",
@@ -109,6 +112,36 @@ class HostAdmin(admin.ModelAdmin):
     )
     actions = ["poll_now"]
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        if lookup.split("__")[0] == "token":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # A view-only page shows every field's value: never the token's.
+            return [
+                (name, {**opts, "fields": [f for f in opts["fields"] if f != "token"]})
+                for name, opts in fieldsets
+            ]
+        return fieldsets
+
+    @admin.display(description="state", ordering="state")
+    def state_display(self, host: Host) -> str:
+        claim = self.claimed(host)
+        return f"{host.state} ({claim})" if claim != "-" else host.state
+
+    @admin.display(description="claimed by a poll")
+    def claimed(self, host: Host) -> str:
+        """A poll holds the host: since when, and until when another may take it over (a poller
+        killed with -9 leaves its claim until then)."""
+        if host.polling_since is None:
+            return "-"
+        until = timezone.localtime(host.polling_since + timezone.timedelta(seconds=settings.ALPHA_POLL_LEASE))
+        since = timezone.localtime(host.polling_since)
+        return f"being polled since {since:%H:%M:%S}, claim expires {until:%H:%M:%S}"
+
     @admin.display(description="tags", ordering="tags")
     def tag_display(self, host: Host) -> str:
         return ", ".join(host.tag_list())
@@ -124,12 +157,13 @@ class HostAdmin(admin.ModelAdmin):
         else:
             obj.save()
 
-    @admin.action(description="Poll now")
+    @admin.action(description="Poll now", permissions=["change"])
     def poll_now(self, request, queryset):
         ids = list(queryset.filter(enabled=True).values_list("pk", flat=True))
         disabled = queryset.filter(enabled=False).count()
-        # In this request: each agent costs at most its connect and read timeouts per call.
-        states = polling.poll_round(ids) if ids else {}
+        # In this request, so it ends within ALPHA_POLL_NOW_TIMEOUT (below gunicorn's timeout).
+        deadline = polling.round_deadline(settings.ALPHA_POLL_NOW_TIMEOUT)
+        states = polling.poll_round(ids, deadline=deadline) if ids else {}
         parts = [f"{n} {state}" for state, n in sorted(states.items())]
         if disabled:
             parts.append(f"{disabled} disabled, not polled")

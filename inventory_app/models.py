@@ -73,6 +73,8 @@ class Host(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["state"], name="host_state")]  # admin filter, fleet pages
+        # Reading the fleet never makes the server talk to agents; fetching a day live does.
+        permissions = [("refresh_day", "Can fetch a day live from every agent")]
 
     def __str__(self) -> str:
         return self.name

@@ -38,8 +38,10 @@ class FleetDayParamSerializer(serializers.Serializer):
         choices=[0, 1],
         required=False,
         default=0,
-        help_text="1: first fetch the day live from every enabled host, at once, each within the "
-        "poll timeouts; a host that fails keeps its stored counts and shows refresh_error.",
+        help_text="1: first fetch the day live from every enabled host, at once, all within "
+        "ALPHA_POLL_NOW_TIMEOUT; a host that fails keeps its stored counts and shows refresh_error. "
+        "Needs the permission inventory_app.refresh_day (403 otherwise), and a day from "
+        "ALPHA_BACKFILL_DAYS ago to tomorrow.",
     )
 
 

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -118,16 +118,23 @@ class FleetDayView(CentralView, APIView):
         tags=TAGS,
         operation_id="fleet_logins_day",
         parameters=[DAY_PARAM, FleetDayParamSerializer],
-        responses={200: FleetDaySerializer, **ERRORS},
+        responses={200: FleetDaySerializer, **ERRORS, 403: ERROR},
     )
     def get(self, request, day: str):
         day = valid_day(day)
         params = FleetDayParamSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         refresh = params.validated_data["refresh"]
-        if refresh and day > timezone.localdate() + timedelta(days=1):
-            # Agents have nothing for the future; refreshing would only store zeros.
-            raise ValidationError({"refresh": "Only days up to tomorrow can be refreshed."})
+        if refresh:
+            if not request.user.has_perm("inventory_app.refresh_day"):
+                raise PermissionDenied(
+                    "Refreshing needs the permission 'Can fetch a day live from every agent'."
+                )
+            today = timezone.localdate()
+            first = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
+            if not first <= day <= today + timedelta(days=1):
+                # Agents keep recent days; refreshing others would only store zeros.
+                raise ValidationError({"refresh": f"Only days from {first} to tomorrow can be refreshed."})
         errors = refresh_day(day) if refresh else {}
         data = fleet.fleet_day(day)
         for row in data["hosts"]:

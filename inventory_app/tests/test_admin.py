@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from inventory_app.models import DOWN, NEVER_POLLED, OK, Host
 
@@ -172,3 +173,47 @@ class PollNowActionTests(TransactionTestCase):
         for host in (off, untouched):
             host.refresh_from_db()
             self.assertEqual((host.state, host.last_poll_at), (NEVER_POLLED, None))
+
+
+class WriteOnlyTokenTests(TestCase):
+    """No staff user, view-only or not, can read an agent token back through the admin."""
+
+    def setUp(self):
+        self.host = Host.objects.create(name="web1", url="https://web1.example.com", token=WEB_TOKEN)
+        viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_host"))
+        self.client.force_login(viewer)
+
+    def test_it_refuses_every_lookup_on_the_token(self):
+        # One token in ~1,000 requests, a character at a time, if any of these answered.
+        for query in (
+            "?token__startswith=w",
+            "?token__regex=^web",
+            "?token=" + WEB_TOKEN,
+            "?token__contains=token",
+        ):
+            with self.subTest(query):
+                self.assertEqual(self.client.get(CHANGELIST + query).status_code, 400)
+        # A search never looks at it either.
+        response = self.client.get(CHANGELIST + "?q=" + WEB_TOKEN)
+        self.assertEqual(list(response.context["cl"].result_list), [])
+
+    def test_it_never_shows_the_token_on_a_view_only_page(self):
+        response = self.client.get(reverse("admin:inventory_app_host_change", args=[self.host.pk]))
+        self.assertEqual(response.status_code, 200)
+        self.assertNotContains(response, WEB_TOKEN)
+        self.assertContains(response, self.host.masked_token())
+
+    def test_it_needs_the_change_permission_to_poll_now(self):
+        response = self.client.get(CHANGELIST)
+        self.assertNotContains(response, 'value="poll_now"')
+        response = self.client.post(CHANGELIST, {"action": "poll_now", "_selected_action": [self.host.pk]})
+        self.host.refresh_from_db()
+        self.assertIsNone(self.host.last_poll_at)  # not polled
+
+    def test_it_says_when_a_claim_of_a_killed_poller_expires(self):
+        # A poller killed with -9 leaves its claim: the page says so and until when.
+        Host.objects.filter(pk=self.host.pk).update(polling_since=timezone.now())
+        response = self.client.get(CHANGELIST)
+        self.assertContains(response, "being polled since")
+        self.assertContains(response, "claim expires")

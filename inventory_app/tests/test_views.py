@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import schemathesis
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import LiveServerTestCase, TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -36,6 +36,12 @@ def store_day(host: Host, day: date, base: int, polled_at: datetime | None = Non
 def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int, day: date = DAY) -> None:
     HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
                               accepted=accepted, users=["root"], first_seen=SEEN, last_seen=SEEN)  # fmt: skip
+
+
+def refresher(name: str) -> User:
+    user = User.objects.create_user(name, password="pw")
+    user.user_permissions.add(Permission.objects.get(codename="refresh_day"))
+    return user
 
 
 def token_client(user: User) -> APIClient:
@@ -323,7 +329,6 @@ class CentralApiTests(TestCase):
             ("/api/v1/fleet/logins/2026-13-01/", {}),
             ("/api/v1/fleet/logins/2026-03-02/", {"refresh": "2"}),
             ("/api/v1/fleet/logins/2026-03-02/", {"refresh": "true"}),
-            ("/api/v1/fleet/logins/2999-01-01/", {"refresh": "1"}),
             ("/api/v1/fleet/logins/", {"since": "2026-03-05", "until": "2026-03-01"}),
             ("/api/v1/fleet/logins/", {"since": "2020-01-01", "until": "2026-03-01"}),
             ("/api/v1/fleet/logins/", {"until": "03/01/2026"}),
@@ -381,7 +386,7 @@ class FleetRefreshTests(LiveServerTestCase):
         silent = SilentAgent()
         self.addCleanup(silent.close)
         Host.objects.create(name="hung", url=silent.url, token=TOKEN)
-        client = token_client(User.objects.create_user("erin", password="pw"))
+        client = token_client(refresher("erin"))
         url = f"/api/v1/fleet/logins/{timezone.localdate().isoformat()}/"
 
         self.assertEqual(client.get(url).json()["totals"]["sessions"], 0)  # nothing stored yet
@@ -400,6 +405,34 @@ class FleetRefreshTests(LiveServerTestCase):
         self.assertIn("did not answer in time", hung["refresh_error"])
         self.assertEqual(response.json()["totals"]["sessions"], agent_day.sessions)
         self.assertTrue(HostDay.objects.filter(host=live, day=timezone.localdate()).exists())
+
+    def test_it_needs_a_permission_of_its_own_and_a_recent_day(self):
+        Host.objects.create(name="live", url=self.live_server_url, token=TOKEN)
+        today = timezone.localdate()
+        reader = token_client(User.objects.create_user("reader", password="pw"))
+        # Reading the fleet is one thing; making the server talk to every agent is another.
+        response = reader.get(f"/api/v1/fleet/logins/{today}/", {"refresh": "1"})
+        self.assertEqual(response.status_code, 403)
+        self.assertIn("Can fetch a day live from every agent", response.json()["detail"])
+        client = token_client(refresher("erin"))
+        for day in (today - timedelta(days=30), today + timedelta(days=2), date(2, 2, 7)):
+            response = client.get(f"/api/v1/fleet/logins/{day}/", {"refresh": "1"})
+            self.assertEqual(response.status_code, 400, day)
+            self.assertIn("Only days from", response.json()["refresh"])
+        self.assertFalse(HostDay.objects.exists())  # no rows for arbitrary dates
+
+    def test_it_records_an_unreadable_ca_bundle_as_the_hosts_error(self):
+        broken = Host.objects.create(
+            name="tls", url="https://127.0.0.1:9", token=TOKEN, ca_bundle="/nonexistent/ca.pem"
+        )
+        response = token_client(refresher("erin")).get(
+            f"/api/v1/fleet/logins/{timezone.localdate()}/", {"refresh": "1"}
+        )
+        self.assertEqual(response.status_code, 200)
+        (row,) = response.json()["hosts"]
+        self.assertIn("Cannot set up TLS for https://127.0.0.1:9", row["refresh_error"])
+        broken.refresh_from_db()
+        self.assertEqual((broken.state, broken.last_error), (DOWN, row["refresh_error"]))
 
 
 @pytest.fixture
