@@ -123,6 +123,7 @@ if CENTRAL:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "alphaproject.middleware.ContentSecurityPolicyMiddleware",
     # Serves collected static files (Swagger UI, admin, charts) under gunicorn: no CDN, no nginx needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -139,7 +140,8 @@ WSGI_APPLICATION = "alphaproject.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps': alphaproject/templates/rest_framework/api.html replaces DRF's page.
+        "DIRS": [BASE_DIR / "alphaproject" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -210,9 +212,25 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = LOGIN_URL
 
-# Production hardening that costs nothing behind a reverse proxy or not.
+# HTTPS. ALPHA_HTTPS=1 when the site is reached over https (itself or through a TLS reverse
+# proxy): secure cookies, a redirect of plain http, and HSTS for a year. Behind a proxy,
+# ALPHA_BEHIND_PROXY=1 trusts its X-Forwarded-Proto (the proxy must set it, and strip the
+# client's), without which every login fails the CSRF origin check.
+ALPHA_HTTPS = env_bool("ALPHA_HTTPS", default=False)
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = env_bool("ALPHA_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = ALPHA_HTTPS or env_bool("ALPHA_SECURE_COOKIES", default=False)
+SECURE_SSL_REDIRECT = env_bool("ALPHA_SSL_REDIRECT", default=ALPHA_HTTPS)
+SECURE_HSTS_SECONDS = env_int("ALPHA_HSTS_SECONDS", 31_536_000 if ALPHA_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ALPHA_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("ALPHA_HSTS_PRELOAD", default=True)
+if env_bool("ALPHA_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins (https://alpha.example.com) allowed to post forms when the proxy changes the Host.
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
+for origin in CSRF_TRUSTED_ORIGINS:
+    if not origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"CSRF_TRUSTED_ORIGINS: {origin!r} must start with https:// (or http://).")
+CSRF_FAILURE_VIEW = "alphaproject.middleware.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
