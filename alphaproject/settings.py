@@ -242,14 +242,15 @@ if ALPHA_AGENT_TOKEN and len(ALPHA_AGENT_TOKEN) < 16:
     raise ImproperlyConfigured("ALPHA_AGENT_TOKEN must be at least 16 characters long.")
 
 REST_FRAMEWORK = {
+    # An agent has no users to log in: its API is JSON behind the token, nothing else.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "collector.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        *(["rest_framework.authentication.SessionAuthentication"] if CENTRAL else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["collector.authentication.HasAgentTokenOrIsStaff"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if CENTRAL else []),
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "collector.views.api_exception_handler",
@@ -268,8 +269,14 @@ SPECTACULAR_SETTINGS = {
     ),
     "SERVE_AUTHENTICATION": [
         "collector.authentication.BearerTokenAuthentication",
-        *(["rest_framework.authentication.TokenAuthentication"] if CENTRAL else []),
-        "rest_framework.authentication.SessionAuthentication",
+        *(
+            [
+                "rest_framework.authentication.TokenAuthentication",
+                "rest_framework.authentication.SessionAuthentication",
+            ]
+            if CENTRAL
+            else []
+        ),
     ],
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -282,6 +289,8 @@ ALPHA_HOST_NAME = env_str("ALPHA_HOST_NAME") or socket.gethostname()
 # How often the follower stats its files when no inotify event came (rotation by copy, NFS).
 ALPHA_STAT_INTERVAL = env_int("ALPHA_STAT_INTERVAL", 5, minimum=1)
 ALPHA_JOURNALCTL = env_str("ALPHA_JOURNALCTL", "journalctl")
+# Where `manage.py serve_agent_api` serves the agent API.
+ALPHA_AGENT_BIND = env_str("ALPHA_AGENT_BIND", "0.0.0.0:8001")
 
 # Polling (central server)
 ALPHA_POLL_INTERVAL = env_int("ALPHA_POLL_INTERVAL", 300, minimum=10)

@@ -479,7 +479,9 @@ def http_get(port: int, path: str, token: str | None) -> tuple[int, bytes]:
 class Gunicorn:
     """gunicorn in its own process group, stopped with SIGTERM (graceful), SIGKILL if stuck."""
 
-    def __init__(self, env: dict, app: str, workers: int, threads: int, log_path: str):
+    def __init__(
+        self, env: dict, app: str, workers: int, threads: int, log_path: str, worker_class: str = ""
+    ):
         self.port = free_port()
         # As scripts/run-agent.sh serves it (plus --threads): gthread when threads > 1 (gunicorn
         # picks it itself), and an access log line per request (there to stdout, here to a file).
@@ -499,6 +501,7 @@ class Gunicorn:
             "warning",
             "--graceful-timeout",
             "10",
+            *(["--worker-class", worker_class] if worker_class else []),
         ]
         self.log = open(log_path, "w")  # noqa: SIM115 (open while gunicorn runs, closed in stop())
         self.proc = subprocess.Popen(
@@ -712,7 +715,14 @@ def bench_backend(name: str, database_url: str | None, args, loader, workdir: st
     def measure_once(config: str, seconds: float, warmup: float, check: bool) -> dict:
         workers, threads = (int(x) for x in config.split("x"))
         wait_for_quiet(args.wait_quiet)
-        server = Gunicorn(env, args.app, workers, threads, os.path.join(data_dir, f"gunicorn-{config}.log"))
+        server = Gunicorn(
+            env,
+            args.app,
+            workers,
+            threads,
+            os.path.join(data_dir, f"gunicorn-{config}.log"),
+            args.worker_class,
+        )
         try:
             if check:
                 problems = check_answers(server.port, token, truth)
@@ -820,6 +830,11 @@ def main() -> int:
         default="alphaproject.wsgi",
         help="WSGI module for gunicorn (to try a change without editing the project; "
         "PYTHONPATH is passed through)",
+    )
+    ap.add_argument(
+        "--worker-class",
+        default="",
+        help="gunicorn's -k: asgi (with --app alphaproject.asgi) is what run-agent.sh serves",
     )
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument(

@@ -18,11 +18,23 @@ class DayParamSerializer(serializers.Serializer):
 
 class RangeParamSerializer(serializers.Serializer):
     since = serializers.DateField(
-        input_formats=["%Y-%m-%d"], required=False, help_text="First day; default: until - 29 days."
+        input_formats=["%Y-%m-%d"],
+        required=False,
+        help_text=f"First day; default: until - 29 days. At most {MAX_RANGE_DAYS} days from since to until "
+        "(400 otherwise).",
     )
     until = serializers.DateField(
         input_formats=["%Y-%m-%d"], required=False, help_text="Last day; default: today."
     )
+
+    def to_internal_value(self, data):
+        # DRF takes `until=` (empty) for "not given"; the schema says a date, so it is bad input.
+        blank = [name for name in ("since", "until") if name in data and not str(data.get(name)).strip()]
+        if blank:
+            raise serializers.ValidationError(
+                {name: "Give a date like 2026-03-01, or leave it out." for name in blank}
+            )
+        return super().to_internal_value(data)
 
     def validate(self, data: dict) -> dict:
         until = data.get("until") or timezone.localdate()

@@ -10,14 +10,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from rest_framework import generics, renderers, status
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from .counts import day_detail, day_rows, health
 from .metrics import AgentCollector
 from .models import DailySource
+from .pagination import SourcePagination
 from .serializers import (
     DayDetailSerializer,
     DayParamSerializer,
@@ -71,21 +71,6 @@ class DayRangeView(APIView):
         params.is_valid(raise_exception=True)
         days = day_rows(params.validated_data["since"], params.validated_data["until"])
         return Response(DayRangeSerializer({"host": settings.ALPHA_HOST_NAME, "days": days}).data)
-
-
-class SourcePagination(CursorPagination):
-    # Ordered by address: stable while today's counts still grow, so no page skips or repeats.
-    ordering = "ip"
-    page_size = 500
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def decode_cursor(self, request):
-        # A cursor the caller mangled is bad input (400), not a missing page (DRF says 404).
-        try:
-            return super().decode_cursor(request)
-        except NotFound:
-            raise ValidationError({"cursor": "Invalid cursor: use the 'next' link as given."}) from None
 
 
 class SourceListView(generics.ListAPIView):

@@ -375,6 +375,8 @@ def reason(exc: BaseException) -> str:
 def status_sentence(code: int) -> str:
     if code == 401:
         return "The agent rejected the token (HTTP 401): check the host's token."
+    if code == 400:
+        return "The agent answered HTTP 400: add the name in the host's URL to the agent's ALLOWED_HOSTS."
     if code == 503:
         return "The agent has no token configured (HTTP 503): set ALPHA_AGENT_TOKEN on the host."
     return f"The agent answered HTTP {code}."

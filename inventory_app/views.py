@@ -17,6 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collector.pagination import CheckedPageSize
 from collector.views import DAY_PARAM, ERROR, valid_day
 
 from . import fleet
@@ -49,10 +50,8 @@ class CentralView:
     permission_classes = [IsAuthenticated]
 
 
-class CentralPagination(PageNumberPagination):
+class CentralPagination(CheckedPageSize, PageNumberPagination):
     page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 class HostListView(CentralView, generics.ListAPIView):

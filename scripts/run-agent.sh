@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the agent in .venv and starts it in the foreground: watch_authlog follows
-# /var/log/auth.log, else /var/log/secure, else the systemd journal, and gunicorn serves the
-# agent API on ALPHA_AGENT_BIND (default 0.0.0.0:8001) for the central server.
+# /var/log/auth.log, else /var/log/secure, else the systemd journal, and the agent API is served
+# (waitress) on ALPHA_AGENT_BIND (default 0.0.0.0:8001) for the central server.
 # Arguments go to watch_authlog (for example: scripts/run-agent.sh /var/log/secure).
 # Settings are read from data/alpha.env, created on the first run with a random SECRET_KEY and
-# a random ALPHA_AGENT_TOKEN (give that token to the central server).
+# a random ALPHA_AGENT_TOKEN (give that token to the central server). ALLOWED_HOSTS defaults to
+# this machine's names and addresses: set it to the name the central server's URL uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements.txt
@@ -19,12 +20,22 @@ export ALPHA_ROLE="${ALPHA_ROLE:-agent}"
 set -a
 . data/alpha.env
 set +a
+if [ -z "${ALLOWED_HOSTS:-}" ]; then
+    names="$(hostname),$(hostname -f 2>/dev/null || true),localhost,127.0.0.1,[::1]"
+    for address in $(hostname -I 2>/dev/null || true); do
+        case "$address" in *:*) names="$names,[$address]" ;; *) names="$names,$address" ;; esac
+    done
+    export ALLOWED_HOSTS="$names"
+fi
 .venv/bin/python manage.py migrate --verbosity 0
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0
-bind="${ALPHA_AGENT_BIND:-0.0.0.0:8001}"
-export ALLOWED_HOSTS="${ALLOWED_HOSTS:-*}"
-.venv/bin/gunicorn alphaproject.wsgi --bind "$bind" --workers 2 --access-logfile - &
-api=$!
-trap 'kill $api 2>/dev/null; wait $api 2>/dev/null' EXIT
-echo "Agent API: http://$bind/api/v1/ (Swagger UI at /api/docs/ for staff, Bearer token for scripts)"
-.venv/bin/python manage.py watch_authlog "$@"
+
+pids=()
+stop() { trap - EXIT INT TERM; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop EXIT INT TERM
+.venv/bin/python manage.py serve_agent_api &
+pids+=($!)
+.venv/bin/python manage.py watch_authlog "$@" &
+pids+=($!)
+# Either one ending ends both: no orphan left following the log.
+wait -n

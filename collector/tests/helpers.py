@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -53,6 +54,12 @@ def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
             continue
         rows.append({"date": day, **counts, "unique_sources": len(ips.get(day, ()))})
     return rows
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def database_url() -> str:

@@ -3,19 +3,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 from datetime import datetime, timedelta
 from io import StringIO
 
+import requests
 from django.core.management import CommandError, call_command
+from django.db import OperationalError, connection
 from django.test import TestCase, TransactionTestCase
 from django.utils import timezone
 
 from collector.counts import health
+from collector.management.commands.watch_authlog import disk_full
 from collector.models import DailyCount, LogSource
 
-from .helpers import expected_days, manage, popen_manage, stored_counts, wait_for_sessions
+from .helpers import expected_days, free_port, manage, popen_manage, stored_counts, wait_for_sessions
 from .logs import brute_force, sample_log, scanner, syslog
 
 START = datetime(2026, 3, 2, 21, 0)
@@ -157,3 +161,82 @@ class AgentProcessTests(TransactionTestCase):
                 agent.send_signal(signal.SIGTERM)
                 _, stderr = agent.communicate(timeout=30)
             self.assertEqual(agent.returncode, 0, stderr)
+
+
+class ServeAgentApiTests(TransactionTestCase):
+    """The agent API as run-agent.sh and the systemd unit serve it, in the agent role."""
+
+    TOKEN = "serve-token-0123456789abcdef"
+
+    def setUp(self):
+        self.port = free_port()
+        env = {"ALPHA_ROLE": "agent", "ALPHA_AGENT_TOKEN": self.TOKEN, "ALLOWED_HOSTS": "127.0.0.1"}
+        self.server = popen_manage("serve_agent_api", "--bind", f"127.0.0.1:{self.port}", env=env)
+        self.addCleanup(self.stop)
+        deadline = time.monotonic() + 20
+        while socket.socket().connect_ex(("127.0.0.1", self.port)) != 0:
+            if self.server.poll() is not None:
+                self.fail(f"serve_agent_api exited: {self.server.communicate()[1][-2000:]}")
+            self.assertLess(time.monotonic(), deadline, "the agent API did not start")
+            time.sleep(0.1)
+
+    def stop(self):
+        self.server.send_signal(signal.SIGTERM)
+        self.server.communicate(timeout=20)
+
+    def get(self, path: str, token: str | None = None, host: str = "127.0.0.1") -> requests.Response:
+        headers = {"Host": host, **({"Authorization": f"Bearer {token}"} if token else {})}
+        return requests.get(f"http://127.0.0.1:{self.port}{path}", headers=headers, timeout=5)
+
+    def test_it_answers_while_slow_clients_hold_connections(self):
+        # Fifty clients sending their headers a byte a second: each holds a connection only.
+        slow = []
+        for _ in range(50):
+            sock = socket.create_connection(("127.0.0.1", self.port))
+            sock.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(sock)
+        self.addCleanup(lambda: [s.close() for s in slow])
+        for _ in range(3):
+            time.sleep(0.5)
+            for sock in slow:
+                sock.sendall(b"a")
+            started = time.monotonic()
+            response = self.get("/api/v1/health/", self.TOKEN)
+            self.assertEqual(response.status_code, 200)
+            self.assertLess(time.monotonic() - started, 2)
+
+    def test_it_serves_only_the_agent_api(self):
+        self.assertEqual(self.get("/api/v1/health/").status_code, 401)
+        # An agent has no users: no admin, no login page, no browsable API.
+        for path in ("/admin/", "/admin/login/", "/api-auth/login/", "/accounts/login/", "/"):
+            self.assertEqual(self.get(path).status_code, 404, path)
+        self.assertEqual(self.get("/api/v1/health/", self.TOKEN).headers["Content-Type"], "application/json")
+        # A name the operator did not list in ALLOWED_HOSTS.
+        self.assertEqual(self.get("/api/v1/health/", self.TOKEN, host="evil.example").status_code, 400)
+
+
+class FullDiskTests(TestCase):
+    def test_it_says_the_disk_is_full_and_commits_nothing(self):
+        if connection.vendor != "sqlite":
+            # The same sentence for PostgreSQL's DiskFull (SQLSTATE 53100), as psycopg raises it.
+            import psycopg
+
+            error = OperationalError("could not extend file: No space left on device")
+            error.__cause__ = psycopg.errors.DiskFull("could not extend file")
+            self.assertTrue(disk_full(error))
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, sample_log(START, connections=400), mode="w")
+            with connection.cursor() as cursor:
+                # SQLite answers "database or disk is full" past this many pages: a full disk.
+                pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+                cursor.execute(f"PRAGMA max_page_count = {pages + 1}")
+            try:
+                with self.assertRaisesMessage(CommandError, "The disk holding the database is full"):
+                    call_command("watch_authlog", path, once=True, stderr=StringIO())
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA max_page_count = 1073741823")
+        self.assertFalse(DailyCount.objects.exists())  # nothing half-written
+        self.assertFalse(LogSource.objects.filter(offset__gt=0).exists())

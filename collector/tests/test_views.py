@@ -87,6 +87,12 @@ class AgentApiTests(TestCase):
             ("/api/v1/logins/", {"since": "03/01/2026"}),
             ("/api/v1/sources/2026-03-02/", {"cursor": "not-a-cursor"}),
             ("/api/v1/logins/", {"until": "0001-01-01"}),
+            # What the schema does not allow is not silently taken for "not given".
+            ("/api/v1/logins/", {"until": ""}),
+            ("/api/v1/logins/", {"since": " "}),
+            ("/api/v1/sources/2026-03-02/", {"page_size": "null"}),
+            ("/api/v1/sources/2026-03-02/", {"page_size": "0"}),
+            ("/api/v1/sources/2026-03-02/", {"page_size": "-5"}),
         ]:
             response = self.client.get(url, params)
             self.assertEqual(response.status_code, 400, url)

@@ -396,13 +396,39 @@ class DashboardTests(TestCase):
             self.assertNotIn("<img", html, url)
         html = self.client.get("/hosts/web1/", RANGE).content.decode()
         # In the users table (cell and tooltip) and the sources' user names.
-        self.assertIn(f'<th scope="row" class="user" title="{ESCAPED}">{ESCAPED}</th>', html)
-        self.assertIn(f'<span class="user-name">{ESCAPED}</span>, <span class="user-name">admin</span>', html)
+        self.assertIn(f'<th scope="row" class="user"><bdi>{ESCAPED}</bdi></th>', html)
+        self.assertIn(
+            f'<span class="user-name"><bdi>{ESCAPED}</bdi></span>, <span class="user-name"><bdi>admin</bdi></span>',
+            html,
+        )
         # Among the names an address tried, on the attackers page.
         html = self.client.get("/attackers/", RANGE).content.decode()
-        self.assertIn(f'<span class="user-name">{ESCAPED}</span>, <span class="user-name">admin</span>', html)
+        self.assertIn(
+            f'<span class="user-name"><bdi>{ESCAPED}</bdi></span>, <span class="user-name"><bdi>admin</bdi></span>',
+            html,
+        )
         # In the chart's data it is a JSON string, drawn on a canvas.
         self.assertEqual(self.get_json("/dashboard/data/hosts/web1/users/")["labels"][0], HOSTILE)
+
+    def test_it_shows_invisible_characters_in_a_user_name(self):
+        # admin\u202etxt.exe would read "adminexe.txt"; a zero-width space hides in "ro\u200bot".
+        spoofs = ["admin\u202etxt.exe", "ro\u200bot"]
+        HostDay.objects.filter(host=self.web1).update(
+            top_users=[
+                {"user": name, "sessions": 9 - i, "failed_attempts": 1, "accepted": 0}
+                for i, name in enumerate(spoofs)
+            ]
+        )
+        store_source(self.web1, "203.0.113.50", 1, 1, 0, users=spoofs)
+        html = self.client.get("/hosts/web1/", RANGE).content.decode()
+        for shown in ("admin[U+202E]txt.exe", "ro[U+200B]ot"):
+            self.assertIn(f'<th scope="row" class="user"><bdi>{shown}</bdi></th>', html)
+            self.assertIn(f'<span class="user-name"><bdi>{shown}</bdi></span>', html)
+        self.assertNotIn("\u202e", html)
+        self.assertNotIn("\u200b", html)
+        # On the chart too, where no markup can isolate it.
+        labels = self.get_json("/dashboard/data/hosts/web1/users/")["labels"]
+        self.assertEqual(labels[:2], ["admin[U+202E]txt.exe", "ro[U+200B]ot"])
 
     def test_it_answers_bad_ranges_with_a_message(self):
         for params in [{"since": "2026-13-01"}, {"since": "2026-03-05", "until": "2026-03-01"},

@@ -61,6 +61,22 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if disk_full(exc):
+                # Nothing is lost: the batch that did not fit was not committed, and the next
+                # start reads from the last committed offset.
+                raise CommandError(
+                    f"The disk holding the database is full ({detail[:120]}); free some space and start "
+                    "the agent again: it resumes where it last committed."
+                ) from None
             raise CommandError(
                 f"The database failed ({detail}); check DATABASE_URL and run 'python manage.py migrate'."
             ) from None
+
+
+def disk_full(exc: DatabaseError) -> bool:
+    """SQLite's "database or disk is full", PostgreSQL's DiskFull (SQLSTATE 53100), or ENOSPC."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == "53100":
+        return True
+    text = f"{exc} {cause}".lower()
+    return "disk is full" in text or "no space left on device" in text
