@@ -88,6 +88,8 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
         with agent_errors(host):
             fetch_and_store(host, Agent.for_host(host, poll_budget(within)))
         return host.state
+    except Stopped:
+        return STOPPED  # nothing recorded: the next round polls the host again
     finally:
         hang_up()
         release(host_id)
@@ -95,14 +97,14 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
 
 @contextlib.contextmanager
 def agent_errors(host: Host) -> Iterator[None]:
-    """What went wrong talking to the host's agent becomes its last_error; a stopped round
-    records nothing (the next one polls the host again)."""
+    """What went wrong talking to the host's agent becomes its last_error (Stopped passes
+    through: a stopped round records nothing)."""
     try:
         yield
     except PollError as exc:
         record_failure(host, str(exc))
     except Stopped:
-        pass
+        raise
     except Exception:
         logger.exception("Polling %s failed unexpectedly", host.name)
         record_failure(host, "Polling failed unexpectedly; see the central server's log.")
@@ -357,6 +359,8 @@ def refresh_day(
                 return host.state
             errors[host_id] = host.last_error or "Not refreshed."
             return host.state
+        except Stopped:
+            return STOPPED
         finally:
             hang_up()
             release(host_id)
