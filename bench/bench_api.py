@@ -127,6 +127,7 @@ def child_seed(truth_path: str, seed: int, end: date) -> None:
     from django.conf import settings
     from django.db import connection
 
+    from collector.contract import TALLIED
     from collector.models import DailyCount, DailyEvent, DailySource, DailyUser, LogSource
 
     rng = random.Random(seed)
@@ -208,7 +209,7 @@ def child_seed(truth_path: str, seed: int, end: date) -> None:
         top_s = sorted(sources, key=lambda s: (-s.sessions, -s.failed_attempts, s.ip))[:10]
         top_u = sorted(users, key=lambda u: (-u.sessions, -u.failed_attempts, u.user))[:10]
         answer = {"host": settings.ALPHA_HOST_NAME, "date": day.isoformat()}
-        answer.update({name: getattr(row, name) for name in DailyCount.COUNT_FIELDS})
+        answer.update({name: getattr(row, name) for name in TALLIED})
         answer["unique_sources"] = len(sources)
         answer["top_sources"] = [
             {"ip": s.ip, "sessions": s.sessions, "failed_attempts": s.failed_attempts, "accepted": s.accepted}

@@ -106,6 +106,8 @@ from common import (  # noqa: E402
     run_timed,
 )
 
+from collector.contract import COUNT_NAMES  # noqa: E402
+
 TARGET_SECONDS = 30.0
 USERS = [
     "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
@@ -164,17 +166,13 @@ def day_data(n: int, day: date, gen: int, today: date, lo: int, hi: int) -> tupl
         )
     total = sum(s["sessions"] for s in sources)
     accepted_total = sum(s["accepted"] for s in sources)
-    failed_sessions = rng.randint(0, total - accepted_total)
-    counts = {
-        "date": day,
-        "sessions": total,
-        "accepted": accepted_total,
-        "failed_attempts": sum(s["failed_attempts"] for s in sources),
-        "failed_sessions": failed_sessions,
-        "invalid_user_sessions": rng.randint(0, failed_sessions),
-        "preauth_only": total - accepted_total - failed_sessions,
-        "unique_sources": k,
-    }
+    # A failed connection has at least one failed attempt: never more of them than attempts.
+    failed_sessions = rng.randint(0, min(total - accepted_total, sum(s["failed_attempts"] for s in sources)))
+    # In the contract's order: connections, logins, failed attempts, failed connections, invalid
+    # user, scanners, addresses.
+    values = (total, accepted_total, sum(s["failed_attempts"] for s in sources), failed_sessions,
+              rng.randint(0, failed_sessions), total - accepted_total - failed_sessions, k)  # fmt: skip
+    counts = {"date": day, **dict(zip(COUNT_NAMES, values, strict=True))}
     # The day object's busiest sources and user names (GET /api/v1/logins/<day>/), derived from
     # the sources: ten each, ordered as the agent orders them.
     per_user: dict[str, list[int]] = {}
@@ -298,11 +296,8 @@ class Fleet:
             self.stats["day"] += 1
             day = date.fromisoformat(m.group(1))
             if day not in self.days:
-                body = {"host": f"fleet-{n:05d}", "date": day.isoformat(), "unique_sources": 0,
+                body = {"host": f"fleet-{n:05d}", "date": day.isoformat(), **dict.fromkeys(COUNT_NAMES, 0),
                         "top_sources": [], "top_users": []}  # fmt: skip
-                for f in ("sessions", "accepted", "failed_attempts", "failed_sessions",
-                          "invalid_user_sessions", "preauth_only"):  # fmt: skip
-                    body[f] = 0
                 return 200, json.dumps(body).encode()
             return 200, self.data[self.key(n, day)][2]
         m = re.fullmatch(r"/api/v1/sources/(\d{4}-\d\d-\d\d)/", path)
@@ -474,8 +469,7 @@ def verify_main(cfg: dict) -> None:
     problems: list[str] = []
     answering_ok = silent_ok = n_days = n_sources = 0
     states: dict[str, int] = {}
-    fields = ("sessions", "accepted", "failed_attempts", "failed_sessions", "invalid_user_sessions",
-              "preauth_only", "unique_sources")  # fmt: skip
+    fields = COUNT_NAMES
     for n in numbers:
         host = hosts[n]
         states[host.state] = states.get(host.state, 0) + 1

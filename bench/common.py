@@ -18,6 +18,10 @@ PYTHON = os.path.join(PROJECT_DIR, ".venv", "bin", "python")
 if not os.path.exists(PYTHON):
     PYTHON = sys.executable
 MANAGE = os.path.join(PROJECT_DIR, "manage.py")
+# The benchmarks read the project's contract (collector/contract.py, pure Python) for the names
+# of the counts they check.
+if PROJECT_DIR not in sys.path:
+    sys.path.insert(0, PROJECT_DIR)
 # The PostgreSQL the benchmarks use, as on CI: 127.0.0.1:5432, user postgres, trust auth.
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -33,6 +33,10 @@ import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+# The project's contract (pure Python) names the counts the truth is kept in.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from collector.contract import TALLIED  # noqa: E402
+
 PID_MAX = 32768  # Linux default /proc/sys/kernel/pid_max: PIDs go up to 32767 ...
 PID_WRAP_TO = 300  # ... and wrap to 300 (RESERVED_PIDS), like the kernel.
 # A PID is handed out again only once its previous process's last line is this old. The agent
@@ -432,28 +436,26 @@ class Model:
 
     def truth(self) -> dict:
         """Expected per-day counts, from the model (not from the written text)."""
-        fields = (
-            "sessions",
-            "accepted",
-            "failed_attempts",
-            "failed_sessions",
-            "invalid_user_sessions",
-            "preauth_only",
-        )
-        days: dict[str, dict] = defaultdict(lambda: dict.fromkeys(fields, 0))
+        days: dict[str, dict] = defaultdict(lambda: dict.fromkeys(TALLIED, 0))
         sources: dict[str, set] = defaultdict(set)
         for proc in self.procs:
             conn = proc.conn
             if conn is None:
                 continue
             day = _day(conn["start"])
-            row = days[day]
-            row["sessions"] += 1
-            row["accepted"] += int(conn["accepted"])
-            row["failed_attempts"] += conn["failed"]
-            row["failed_sessions"] += int(conn["failed"] > 0 and not conn["accepted"])
-            row["invalid_user_sessions"] += int(conn["invalid"])
-            row["preauth_only"] += int(not (conn["accepted"] or conn["failed"] or conn["invalid"]))
+            accepted, failed, invalid = bool(conn["accepted"]), conn["failed"], bool(conn["invalid"])
+            # What this connection adds to each count, in the contract's order: a connection,
+            # a login, its failed attempts, a failed connection, an invalid user, a scanner.
+            adds = (
+                1,
+                accepted,
+                failed,
+                failed > 0 and not accepted,
+                invalid,
+                not (accepted or failed or invalid),
+            )
+            for name, value in zip(TALLIED, adds, strict=True):
+                days[day][name] += int(value)
             sources[day].add(conn["ip"])
         out = []
         for day in sorted(days):

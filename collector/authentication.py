@@ -73,6 +73,13 @@ class HasAgentTokenOrIsStaff(BasePermission):
         return False
 
 
+class NoAccess(BasePermission):
+    """The project-wide default: a view that does not say who may use it is used by nobody."""
+
+    def has_permission(self, request, view) -> bool:
+        return False
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Describes the token in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
 

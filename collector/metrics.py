@@ -6,6 +6,7 @@ from django.db.models import Sum
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .contract import CONNECTION_COUNTS, TALLIED
 from .counts import health
 from .models import DailyCount, DailyEvent
 
@@ -38,29 +39,14 @@ class AgentCollector(Collector):
             events.add_metric([row["kind"]], row["total"])
         yield events
 
-        totals = DailyCount.objects.aggregate(
-            *[
-                Sum(name)
-                for name in (
-                    "sessions",
-                    "accepted",
-                    "failed_sessions",
-                    "invalid_user_sessions",
-                    "preauth_only",
-                )
-            ]
-        )
+        totals = DailyCount.objects.aggregate(**{name: Sum(name) for name in TALLIED})
         connections = CounterMetricFamily(
             "alpha_connections", "SSH connections by outcome.", labels=["outcome"]
         )
-        for outcome, field in (
-            ("all", "sessions"),
-            ("accepted", "accepted"),
-            ("failed", "failed_sessions"),
-            ("invalid_user", "invalid_user_sessions"),
-            ("preauth_only", "preauth_only"),
-        ):
-            connections.add_metric([outcome], totals[f"{field}__sum"] or 0)
+        for name in CONNECTION_COUNTS:
+            # sessions -> all, failed_sessions -> failed, invalid_user_sessions -> invalid_user
+            outcome = "all" if name == "sessions" else name.removesuffix("_sessions")
+            connections.add_metric([outcome], totals[name] or 0)
         yield connections
-        failed = DailyCount.objects.aggregate(n=Sum("failed_attempts"))["n"] or 0
+        failed = totals["failed_attempts"] or 0
         yield CounterMetricFamily("alpha_failed_attempts", "Failed authentication attempts.", value=failed)

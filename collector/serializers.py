@@ -1,15 +1,21 @@
-"""The agent API's shapes: validated input, and the output contract (keep these names)."""
+"""The agent API's shapes: validated input, and the output contract (collector/contract.py names
+and explains every count; the central API reuses these)."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
 
+from .contract import (
+    ADDRESS_COUNTS,
+    COUNTS,
+    MAX_RANGE_DAYS,
+    MAX_USERS_PER_SOURCE,
+    RANGE_DAYS,
+    RangeError,
+    date_range,
+)
 from .models import DailySource
-
-MAX_RANGE_DAYS = 400
 
 
 class DayParamSerializer(serializers.Serializer):
@@ -20,7 +26,7 @@ class RangeParamSerializer(serializers.Serializer):
     since = serializers.DateField(
         input_formats=["%Y-%m-%d"],
         required=False,
-        help_text=f"First day; default: until - 29 days. At most {MAX_RANGE_DAYS} days from since to until "
+        help_text=f"First day; default: until - {RANGE_DAYS - 1} days. At most {MAX_RANGE_DAYS} days from since to until "
         "(400 otherwise).",
     )
     until = serializers.DateField(
@@ -37,43 +43,43 @@ class RangeParamSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def validate(self, data: dict) -> dict:
-        until = data.get("until") or timezone.localdate()
         try:
-            since = data.get("since") or until - timedelta(days=29)
-        except OverflowError:  # until in the first days of year 1
-            raise serializers.ValidationError(
-                "until is too early for the default range; give since."
-            ) from None
-        if since > until:
-            raise serializers.ValidationError("since must not be after until.")
-        if (until - since).days + 1 > MAX_RANGE_DAYS:
-            raise serializers.ValidationError(f"The range may cover at most {MAX_RANGE_DAYS} days.")
+            since, until = date_range(data.get("since"), data.get("until"), timezone.localdate())
+        except RangeError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return {"since": since, "until": until}
 
 
-class DayCountsSerializer(serializers.Serializer):
+def count_fields(counts, minimum: int | None = 0) -> dict[str, serializers.Field]:
+    """One integer field per count of the contract, its meaning as the help text."""
+    return {c.name: serializers.IntegerField(min_value=minimum, help_text=c.meaning) for c in counts}
+
+
+# A day's counts, as the contract names and orders them (the central API's host and fleet
+# rows are these too).
+CountsSerializer = type(
+    "CountsSerializer", (serializers.Serializer,), {"__module__": __name__, **count_fields(COUNTS)}
+)
+
+
+class DayCountsSerializer(CountsSerializer):
     date = serializers.DateField()
-    sessions = serializers.IntegerField(min_value=0)
-    accepted = serializers.IntegerField(min_value=0)
-    failed_attempts = serializers.IntegerField(min_value=0)
-    failed_sessions = serializers.IntegerField(min_value=0)
-    invalid_user_sessions = serializers.IntegerField(min_value=0)
-    preauth_only = serializers.IntegerField(min_value=0)
-    unique_sources = serializers.IntegerField(min_value=0)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {"date": fields.pop("date"), **fields}  # the documented order: date, then counts
 
 
-class TopSourceSerializer(serializers.Serializer):
-    ip = serializers.CharField()
-    sessions = serializers.IntegerField()
-    failed_attempts = serializers.IntegerField()
-    accepted = serializers.IntegerField()
-
-
-class TopUserSerializer(serializers.Serializer):
-    user = serializers.CharField()
-    sessions = serializers.IntegerField()
-    failed_attempts = serializers.IntegerField()
-    accepted = serializers.IntegerField()
+TopSourceSerializer = type(
+    "TopSourceSerializer",
+    (serializers.Serializer,),
+    {"__module__": __name__, "ip": serializers.CharField(), **count_fields(ADDRESS_COUNTS, minimum=None)},
+)
+TopUserSerializer = type(
+    "TopUserSerializer",
+    (serializers.Serializer,),
+    {"__module__": __name__, "user": serializers.CharField(), **count_fields(ADDRESS_COUNTS, minimum=None)},
+)
 
 
 class DayDetailSerializer(DayCountsSerializer):
@@ -93,7 +99,8 @@ class DayRangeSerializer(serializers.Serializer):
 
 class SourceSerializer(serializers.ModelSerializer):
     users = serializers.ListField(
-        child=serializers.CharField(), help_text="Distinct user names tried (at most 20)."
+        child=serializers.CharField(),
+        help_text=f"Distinct user names tried (at most {MAX_USERS_PER_SOURCE}).",
     )
 
     class Meta:
@@ -130,4 +137,8 @@ class HealthSerializer(serializers.Serializer):
     now = serializers.DateTimeField()
     heartbeat_at = serializers.DateTimeField(allow_null=True, help_text="Last sign of life of watch_authlog.")
     following = serializers.BooleanField(help_text="watch_authlog gave a sign of life in the last 3 minutes.")
+    source_problem = serializers.CharField(
+        allow_null=True,
+        help_text="Why watch_authlog has no sshd log to follow (none exists, or none is readable); null when it has.",
+    )
     sources = SourceHealthSerializer(many=True)

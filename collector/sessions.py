@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .parsing import KINDS, LISTENER, OPEN, POST, PRE, Event
+from .contract import MAX_USER_LENGTH, TALLIED
+from .messages import KINDS, LISTENER, OPEN, POST, PRE
+from .parsing import Event
 
 # A PID idle this long (in log time) is forgotten: pre-auth connections die within sshd's
 # LoginGraceTime (2 minutes by default), and the later lines of logged-in sessions are post-auth
@@ -55,11 +57,10 @@ USER_KINDS = frozenset(
     }
 )
 
-MAX_USER_LENGTH = 128
 MAX_USERS_PER_CONNECTION = 8
 MAX_UNKNOWN_SAMPLES = 20
 
-# Per-day counter positions in Tally.days values.
+# Per-day counter positions in Tally.days values: the contract's tallied counts, in its order.
 (
     SESSIONS,
     ACCEPTED,
@@ -67,15 +68,7 @@ MAX_UNKNOWN_SAMPLES = 20
     FAILED_SESSIONS,
     INVALID_USER_SESSIONS,
     PREAUTH_ONLY,
-) = range(6)
-DAY_FIELDS = (
-    "sessions",
-    "accepted",
-    "failed_attempts",
-    "failed_sessions",
-    "invalid_user_sessions",
-    "preauth_only",
-)
+) = range(len(TALLIED))
 
 
 class Conn:
@@ -159,14 +152,12 @@ class Tally:
     unknown_samples: list[tuple[float, str]] = field(default_factory=list)
     # hour (epoch // 3600) -> unknown messages, for "unknown messages in the last 24 h"
     unknown_hours: dict[int, int] = field(default_factory=dict)
-    lines: int = 0
-    malformed: int = 0
     last_event_ts: float | None = None
 
     def day(self, day: str) -> list[int]:
         counts = self.days.get(day)
         if counts is None:
-            counts = self.days[day] = [0, 0, 0, 0, 0, 0]
+            counts = self.days[day] = [0] * len(TALLIED)
         return counts
 
     def source(self, day: str, ip: str, ts: float) -> list:
@@ -182,7 +173,7 @@ class Tally:
         return counts
 
     def __bool__(self) -> bool:
-        return bool(self.lines or self.malformed or self.days or self.kinds)
+        return bool(self.days or self.kinds)
 
 
 class Tracker:

@@ -1,7 +1,7 @@
 """The dashboard's query parameters: a date range (?since=&until=) and, on a host, a day (?day=).
 
 Bad input never becomes a 500: the form carries a message, and the page falls back to the
-default range (see views.range_or_default).
+default range (see views.valid_range). The range rule is the APIs' (collector.contract).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 
+from collector.contract import RangeError, date_range
+
 DEFAULT_DAYS = 14
-# As the central API: more than a year of days is more than a chart can show.
-MAX_DAYS = 400
 DATE_FORMATS = ["%Y-%m-%d"]
 
 
@@ -31,15 +31,12 @@ class RangeForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        until = data.get("until") or timezone.localdate()
         try:
-            since = data.get("since") or until - timedelta(days=DEFAULT_DAYS - 1)
-        except OverflowError:  # until in the first days of year 1
-            raise forms.ValidationError("until is too early for the default range; give since.") from None
-        if since > until:
-            raise forms.ValidationError("since must not be after until.")
-        if (until - since).days + 1 > MAX_DAYS:
-            raise forms.ValidationError(f"A range may cover at most {MAX_DAYS} days.")
+            since, until = date_range(
+                data.get("since"), data.get("until"), timezone.localdate(), DEFAULT_DAYS
+            )
+        except RangeError as exc:
+            raise forms.ValidationError(str(exc)) from None
         data.update(since=since, until=until)
         return data
 

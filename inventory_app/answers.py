@@ -16,13 +16,18 @@ import ipaddress
 import re
 from datetime import UTC, date, datetime, time, timedelta
 
-from collector.sessions import DAY_FIELDS
+from collector.contract import (
+    ADDRESS_COUNT_NAMES,
+    COUNT_NAMES,
+    MAX_ADDRESS_LENGTH,
+    MAX_PAGE_ROWS,
+    MAX_RANGE_DAYS,
+    MAX_USER_LENGTH,
+    MAX_USERS_PER_SOURCE,
+    TOP,
+)
 
 MAX_COUNT = 10**12
-MAX_RANGE_DAYS = 400
-MAX_TOP_USERS = 10
-MAX_PAGE_ROWS = 1000
-MAX_USERS_PER_SOURCE = 20
 MAX_HEALTH_SOURCES = 100
 
 # How far an agent's clock may run ahead of ours before its times are refused.
@@ -36,9 +41,6 @@ OLDEST_EVENT = timedelta(days=366 * 20)
 # A source that sshd wrote as a name rather than an address (UseDNS, or "UNKNOWN"): host-name
 # characters only, never markup.
 NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
-
-# The day row's counts: the agent's own definitions (collector.sessions) and its distinct sources.
-DAY_COUNTS = (*DAY_FIELDS, "unique_sources")
 
 
 class InvalidAnswer(ValueError):
@@ -127,7 +129,7 @@ def _utc(moment: datetime) -> str:
 
 def address(value, field: str) -> str:
     """A source as the agent's parser took it from sshd's line: an IP address, or a name."""
-    text(value, field, 255)
+    text(value, field, MAX_ADDRESS_LENGTH)
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -173,9 +175,11 @@ def health(data, now: datetime) -> dict:
         for i, s in enumerate(sources)
         if s.get("last_event_at") is not None
     ]
+    problem = data.get("source_problem")  # agents before 0.3 do not send it
     return {
         "agent_version": text(data.get("agent_version"), "agent_version", 40),
         "following": following,
+        "source_problem": None if problem is None else text(problem, "source_problem", 300),
         "unread_bytes": _sum(sources, "unread_bytes"),
         "malformed_lines": _sum(sources, "malformed_lines"),
         "unknown_last_24h": _sum(sources, "unknown_last_24h"),
@@ -198,10 +202,10 @@ def _sum(sources: list[dict], name: str) -> int | None:
 def day_counts(data) -> dict:
     data = mapping(data, "")
     row = {"date": day(data.get("date"), "date")}
-    for name in DAY_COUNTS:
+    for name in COUNT_NAMES:
         row[name] = count(data.get(name), name)
     # Each a subset of the day's connections; accepted, failed and scanner-only ones are apart.
-    for name in DAY_COUNTS[1:]:
+    for name in COUNT_NAMES[1:]:
         if name != "failed_attempts":
             at_most(row, name, "sessions", row["sessions"])
     if row["accepted"] + row["failed_sessions"] + row["preauth_only"] > row["sessions"]:
@@ -222,21 +226,18 @@ def day_detail(data) -> dict:
         row = day_counts(data)
     except InvalidAnswer as exc:
         raise exc.inside("day") from None
-    row["top_users"] = each(items(data.get("top_users"), "top_users", MAX_TOP_USERS), top_user, "top_users")
+    row["top_users"] = each(items(data.get("top_users"), "top_users", TOP), top_user, "top_users")
     for i, user in enumerate(row["top_users"]):
-        for name in ("sessions", "failed_attempts", "accepted"):
+        for name in ADDRESS_COUNT_NAMES:
             at_most(user, name, name, row[name], f"top_users[{i}]")
     return row
 
 
 def top_user(data) -> dict:
     data = mapping(data, "")
-    return {
-        "user": text(data.get("user"), "user", 128, blank=True),
-        "sessions": count(data.get("sessions"), "sessions"),
-        "failed_attempts": count(data.get("failed_attempts"), "failed_attempts"),
-        "accepted": count(data.get("accepted"), "accepted"),
-    }
+    row = {"user": text(data.get("user"), "user", MAX_USER_LENGTH, blank=True)}
+    row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
+    return row
 
 
 def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | None]:
@@ -262,14 +263,10 @@ def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | No
 
 def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
     data = mapping(data, "")
-    row = {
-        "ip": address(data.get("ip"), "ip"),
-        "sessions": count(data.get("sessions"), "sessions"),
-        "failed_attempts": count(data.get("failed_attempts"), "failed_attempts"),
-        "accepted": count(data.get("accepted"), "accepted"),
-        "users": each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users"),
-        "first_seen": moment(data.get("first_seen"), "first_seen", earliest, first_latest),
-    }
+    row = {"ip": address(data.get("ip"), "ip")}
+    row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
+    row["users"] = each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users")
+    row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)
     row["last_seen"] = moment(data.get("last_seen"), "last_seen", row["first_seen"], latest)
     at_most(row, "accepted", "sessions", row["sessions"])
     return row
@@ -282,11 +279,11 @@ def day_with_sources(row: dict, sources: list[dict]) -> None:
         raise InvalidAnswer(
             "unique_sources", f"is {row['unique_sources']} but the source list has {len(sources)} addresses"
         )
-    for name in ("sessions", "failed_attempts", "accepted"):
+    for name in ADDRESS_COUNT_NAMES:
         total = sum(s[name] for s in sources)
         if total > row[name]:
             raise InvalidAnswer(name, f"is {row[name]} but the day's sources add up to {total}")
 
 
 def user_name(value) -> str:
-    return text(value, "", 128, blank=True)
+    return text(value, "", MAX_USER_LENGTH, blank=True)

@@ -1,4 +1,5 @@
-"""The fleet's stored counts, aggregated in the database: the queries behind the central API.
+"""The fleet's stored counts, read in the database: what the central API and the dashboard share
+(the dashboard's chart pivots are in dashboard/queries.py).
 
 Every function costs a fixed number of queries, whatever the number of hosts or addresses.
 """
@@ -7,12 +8,15 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Count,
     DateField,
     F,
     FilteredRelation,
+    Max,
+    Min,
     Q,
     QuerySet,
     Sum,
@@ -20,12 +24,34 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from .answers import DAY_COUNTS  # the counts of a day, on a host and summed over hosts
-from .models import Host, HostDay, HostSource
+from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
-TOP = 10
+from .models import STATES, Host, HostDay, HostSource
+
+# A source's user names as shown in a table cell: the rest are counted, not listed.
+MAX_USERS_SHOWN = 8
 
 _ZERO = Value(0, output_field=BigIntegerField())
+
+# What "flagged" means everywhere (API and pages): the address failed a password somewhere in the
+# fleet and logged in somewhere in it, on the same host or another, in the days looked at. A
+# guessed or stolen password looks like this (and so does a user who mistyped: look at it).
+FLAGGED = Q(accepted__gt=0, failed_attempts__gt=0)
+FLAGGED_MEANING = (
+    "The address failed a password and also logged in, in the fleet and the days asked for "
+    "(on the same host or another)."
+)
+
+
+def days_in(since: date, until: date) -> QuerySet[HostDay]:
+    return HostDay.objects.for_range(since, until)
+
+
+def sources_in(since: date, until: date) -> QuerySet[HostSource]:
+    return HostSource.objects.filter(day__gte=since, day__lte=until)
+
+
+# --- Hosts --------------------------------------------------------------------------------------
 
 
 def hosts_with_day(day: date) -> QuerySet[Host]:
@@ -36,88 +62,123 @@ def hosts_with_day(day: date) -> QuerySet[Host]:
         .annotate(
             counts_day=Value(day, output_field=DateField()),
             polled_at=F("stored__polled_at"),
-            **{name: Coalesce(F(f"stored__{name}"), _ZERO) for name in DAY_COUNTS},
+            **{name: Coalesce(F(f"stored__{name}"), _ZERO) for name in COUNT_NAMES},
         )
         .order_by("name")
     )
+
+
+def host_states() -> dict[str, int]:
+    """How many hosts are in each polling state, every state present (zero or not)."""
+    counts = dict.fromkeys((state for state, _ in STATES), 0)
+    for row in Host.objects.order_by().values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+# --- Days ---------------------------------------------------------------------------------------
 
 
 def day_totals(day: date) -> dict[str, int]:
     """The day's counts summed over the hosts (unique_sources too: an address seen by two hosts
     counts twice)."""
     return HostDay.objects.filter(day=day).aggregate(
-        **{name: Coalesce(Sum(name), _ZERO) for name in DAY_COUNTS}
+        **{name: Coalesce(Sum(name), _ZERO) for name in COUNT_NAMES}
     )
 
 
 def fleet_day(day: date) -> dict:
     """One row per host (name, state, polled_at, counts) and their totals: two queries."""
-    fields = ("name", "state", "polled_at", *DAY_COUNTS)
-    return {
-        "date": day,
-        "hosts": list(hosts_with_day(day).values("pk", *fields)),
-        "totals": day_totals(day),
-    }
+    fields = ("name", "tags", "state", "polled_at", *COUNT_NAMES)
+    return {"date": day, "hosts": list(hosts_with_day(day).values("pk", *fields)), "totals": day_totals(day)}
 
 
 def fleet_days(since: date, until: date) -> list[dict]:
     """The fleet's totals per day in date order, with how many hosts stored each day; days no
     host stored are left out (as the agent leaves out days without connections)."""
     rows = (
-        HostDay.objects.filter(day__gte=since, day__lte=until)
+        days_in(since, until)
         .values("day")
-        .annotate(hosts=Count("host"), **{name: Sum(name) for name in DAY_COUNTS})
+        .annotate(hosts=Count("host"), **{name: Sum(name) for name in COUNT_NAMES})
         .order_by("day")
     )
     return [{"date": row.pop("day"), **row} for row in rows]
 
 
-def top_sources(host: Host, day: date) -> list[dict]:
-    """The host's busiest addresses of the day, ordered as the agent orders its own."""
+def range_totals(since: date, until: date, host: Host | None = None) -> dict[str, int]:
+    """The counts over the range (the fleet's, or one host's) with the days stored, and the
+    distinct source addresses (an address seen by several hosts or on several days counts
+    once): two queries."""
+    days = days_in(since, until)
+    sources = sources_in(since, until)
+    if host is not None:
+        days, sources = days.filter(host=host), sources.filter(host=host)
+    totals = days.aggregate(days=Count("pk"), **{name: Coalesce(Sum(name), _ZERO) for name in TALLIED})
+    # COUNT over SELECT DISTINCT, not COUNT(DISTINCT): PostgreSQL hashes the one and sorts the
+    # other (twice to three times slower here on 250,000 rows).
+    totals["distinct_sources"] = sources.values("ip").distinct().count()
+    return totals
+
+
+# --- Addresses ----------------------------------------------------------------------------------
+
+
+def top_sources(host: Host, since: date, until: date, top: int = TOP) -> list[dict]:
+    """The host's busiest addresses over the days (one day: as its agent orders them): ip, its
+    counts summed, days seen, first and last seen. One query."""
     return list(
-        HostSource.objects.filter(host=host, day=day)
-        .order_by("-sessions", "-failed_attempts", "ip")
-        .values("ip", "sessions", "failed_attempts", "accepted")[:TOP]
+        sources_in(since, until)
+        .filter(host=host)
+        .values("ip")
+        .annotate(
+            **{name: Sum(name) for name in ADDRESS_COUNT_NAMES},
+            days=Count("day"),
+            first_seen=Min("first_seen"),
+            last_seen=Max("last_seen"),
+        )
+        .order_by("-sessions", "-failed_attempts", "ip")[:top]
+    )
+
+
+def top_users(host: Host, since: date, until: date, top: int = TOP) -> list[dict]:
+    """The host's busiest user names over the days: each stored day keeps only its agent's top
+    ten, so over several days these are sums of daily top tens (exact for one day). One query;
+    the JSON lists (ten entries a day) are added up here."""
+    users: dict[str, dict[str, int]] = {}
+    for entries in days_in(since, until).filter(host=host).values_list("top_users", flat=True):
+        for entry in entries or []:
+            if not isinstance(entry, dict) or "user" not in entry:
+                continue
+            sums = users.setdefault(str(entry["user"]), dict.fromkeys(ADDRESS_COUNT_NAMES, 0))
+            for name in sums:
+                value = entry.get(name)
+                sums[name] += value if isinstance(value, int) else 0
+    rows = [{"user": user, **sums} for user, sums in users.items()]
+    rows.sort(key=lambda row: (-row["sessions"], -row["failed_attempts"], row["user"]))
+    return rows[:top]
+
+
+def addresses(since: date, until: date) -> QuerySet:
+    """Source addresses over the days across the fleet, as dicts: ip, hosts, sessions,
+    failed_attempts, accepted, first_seen, last_seen and flagged (FLAGGED). Unordered: the API
+    orders by connections, the attackers page puts the flagged first."""
+    return (
+        sources_in(since, until)
+        .values("ip")
+        .annotate(
+            hosts=Count("host", distinct=True),
+            **{name: Sum(name) for name in ADDRESS_COUNT_NAMES},
+            first_seen=Min("first_seen"),
+            last_seen=Max("last_seen"),
+        )
+        .annotate(flagged=FLAGGED)
     )
 
 
 def shared_sources(day: date, min_hosts: int) -> QuerySet:
-    """Addresses seen on at least `min_hosts` hosts on `day`, busiest first, as dicts: ip, hosts,
-    sessions, failed_attempts, accepted, flagged. host_names come from `add_host_names` for the
-    page only.
-
-    flagged: the address logged in on one host and failed on another, which is what a guessed
-    or stolen password looks like from the fleet's side. One host that saw both (a user who
-    mistyped, then logged in) is not flagged.
-    """
-    accepting = Count("host", filter=Q(accepted__gt=0), distinct=True)
-    failing = Count("host", filter=Q(failed_attempts__gt=0), distinct=True)
-    both = Count("host", filter=Q(accepted__gt=0, failed_attempts__gt=0), distinct=True)
-    return (
-        HostSource.objects.filter(day=day)
-        .values("ip")
-        # Per-host columns first: the sums below take their names (what the API calls them).
-        .annotate(
-            hosts=Count("host", distinct=True),
-            accepting_hosts=accepting,
-            failing_hosts=failing,
-            both_hosts=both,
-        )
-        .annotate(
-            sessions=Sum("sessions"),
-            failed_attempts=Sum("failed_attempts"),
-            accepted=Sum("accepted"),
-        )
-        .filter(hosts__gte=min_hosts)
-        # A login on some host and a failure on some host are "on another" unless the two sets
-        # are the same single host.
-        .annotate(
-            flagged=Q(accepting_hosts__gte=1, failing_hosts__gte=1)
-            & ~Q(accepting_hosts=1, failing_hosts=1, both_hosts=1)
-        )
-        # The address breaks ties: pages neither skip nor repeat one.
-        .order_by("-sessions", "ip")
-    )
+    """The day's addresses seen on at least `min_hosts` hosts, busiest first; the address breaks
+    ties, so pages neither skip nor repeat one. host_names come from add_host_names, per page."""
+    return addresses(day, day).filter(hosts__gte=min_hosts).order_by("-sessions", "ip")
 
 
 def add_host_names(day: date, rows: list[dict]) -> list[dict]:
@@ -133,4 +194,37 @@ def add_host_names(day: date, rows: list[dict]) -> list[dict]:
         names[ip].append(name)
     for row in rows:
         row["host_names"] = names[row["ip"]]
+    return rows
+
+
+def add_user_names(since: date, until: date, rows: list[dict], host: Host | None = None) -> list[dict]:
+    """Give each row of a page of addresses the user names it tried over the days (on one host,
+    or the fleet): sorted, at most MAX_USERS_SHOWN, and how many more. One query for the page:
+    the database expands the JSON lists and keeps each (address, name) pair once, so what
+    travels is a few names per address, not every host-day row of a busy address."""
+    names: dict[str, list[str]] = {row["ip"]: [] for row in rows}
+    if names:
+        table = connection.ops.quote_name(HostSource._meta.db_table)
+        if connection.vendor == "postgresql":
+            # A stored value that is not a list (never written by polling) expands to nothing.
+            expand = (
+                "jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.users) = 'array' "
+                "THEN s.users ELSE '[]'::jsonb END) AS j(value)"
+            )
+        else:
+            expand = "json_each(CASE WHEN json_type(s.users) = 'array' THEN s.users ELSE '[]' END) AS j"
+        placeholders = ", ".join(["%s"] * len(names))
+        params: list = [since, until, *names]
+        where = f"s.day >= %s AND s.day <= %s AND s.ip IN ({placeholders})"
+        if host is not None:
+            where += " AND s.host_id = %s"
+            params.append(host.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT s.ip, j.value FROM {table} s, {expand} WHERE {where}", params)
+            for ip, name in cursor.fetchall():
+                names[ip].append(str(name))
+    for row in rows:
+        found = sorted(names[row["ip"]])
+        row["users"] = found[:MAX_USERS_SHOWN]
+        row["more_users"] = len(found) - len(row["users"])
     return rows

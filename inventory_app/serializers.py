@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from collector.serializers import CountsSerializer as AgentCountsSerializer
 from collector.serializers import (
     DayCountsSerializer,
     RangeParamSerializer,
@@ -11,6 +12,7 @@ from collector.serializers import (
     TopUserSerializer,
 )
 
+from .fleet import FLAGGED_MEANING
 from .models import STATES
 
 MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the database's integers
@@ -18,16 +20,8 @@ MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the da
 SUMMED = "Summed over the hosts: an address seen by two hosts counts twice in unique_sources."
 
 
-class CountsSerializer(serializers.Serializer):
+class CountsSerializer(AgentCountsSerializer):
     """The counts of a day, as the agent names them."""
-
-    sessions = serializers.IntegerField(min_value=0)
-    accepted = serializers.IntegerField(min_value=0)
-    failed_attempts = serializers.IntegerField(min_value=0)
-    failed_sessions = serializers.IntegerField(min_value=0)
-    invalid_user_sessions = serializers.IntegerField(min_value=0)
-    preauth_only = serializers.IntegerField(min_value=0)
-    unique_sources = serializers.IntegerField(min_value=0)
 
 
 # --- Input --------------------------------------------------------------------------------------
@@ -45,13 +39,8 @@ class FleetDayParamSerializer(serializers.Serializer):
     )
 
 
-class FleetRangeParamSerializer(RangeParamSerializer):
-    def validate(self, data: dict) -> dict:
-        # The default since (until - 29 days) does not exist before year 1: bad input, not a 500.
-        try:
-            return super().validate(data)
-        except OverflowError:
-            raise serializers.ValidationError("The range starts before the first date there is.") from None
+# The range rule is the agent API's (collector.contract.date_range).
+FleetRangeParamSerializer = RangeParamSerializer
 
 
 class FleetSourceParamSerializer(serializers.Serializer):
@@ -86,7 +75,8 @@ class HostSerializer(serializers.Serializer):
     state = serializers.ChoiceField(
         choices=STATES,
         help_text="ok; down: the last poll failed (last_error says why); stale: the agent answers but "
-        "is not following its logs; never polled.",
+        "is not following its logs; no log source: the agent has no sshd log it can read (last_error "
+        "says why); never polled.",
     )
     last_success = serializers.DateTimeField(source="last_success_at", allow_null=True)
     last_error = serializers.CharField(allow_blank=True)
@@ -162,6 +152,4 @@ class FleetSourceSerializer(serializers.Serializer):
     sessions = serializers.IntegerField(min_value=0)
     failed_attempts = serializers.IntegerField(min_value=0)
     accepted = serializers.IntegerField(min_value=0)
-    flagged = serializers.BooleanField(
-        help_text="The address logged in on one host and failed on another the same day."
-    )
+    flagged = serializers.BooleanField(help_text=FLAGGED_MEANING)

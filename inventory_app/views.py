@@ -17,8 +17,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collector.api import DAY_PARAM, ERROR, valid_day
+from collector.contract import COUNT_NAMES
 from collector.pagination import CheckedPageSize
-from collector.views import DAY_PARAM, ERROR, valid_day
 
 from . import fleet
 from .models import Host, HostDay, host_name_validator
@@ -98,11 +99,11 @@ class HostDayView(CentralView, APIView):
             never = host.last_success_at is None
             stale = never or (not final and HostDay(polled_at=host.last_success_at).is_stale(interval))
             stored = HostDay(host=host, day=day, polled_at=None)
-        detail = {f: getattr(stored, f) for f in fleet.DAY_COUNTS}
+        detail = {f: getattr(stored, f) for f in COUNT_NAMES}
         detail.update(
             host=host.name,
             date=day,
-            top_sources=fleet.top_sources(host, day),
+            top_sources=fleet.top_sources(host, day, day),
             top_users=stored.top_users,
             polled_at=stored.polled_at,
             stale=stale,
@@ -159,8 +160,8 @@ class FleetRangeView(CentralView, APIView):
 
 
 class FleetSourceListView(CentralView, generics.ListAPIView):
-    """Source addresses seen on several hosts on one day, busiest first; flagged when one logged
-    in on a host and failed on another."""
+    """Source addresses seen on several hosts on one day, busiest first; flagged when one failed
+    a password and also logged in (fleet.FLAGGED)."""
 
     serializer_class = FleetSourceSerializer
     pagination_class = CentralPagination

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,12 +14,24 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 
+from collector.contract import TALLIED
 from collector.counts import day_rows
 from collector.models import DailySource, DailyUser
 from collector.parsing import MALFORMED, Parser
-from collector.sessions import DAY_FIELDS, Tracker
+from collector.sessions import Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_log(lines: list[str]) -> None:
+    """Write `lines` as an auth.log and have the agent read it into the test database."""
+    from collector.agent import Agent
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "auth.log")
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        Agent().read_file(path)
 
 
 def stored_counts() -> dict:
@@ -49,7 +62,7 @@ def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
         ips.setdefault(day, set()).add(ip)
     rows = []
     for day in sorted(tally.days):
-        counts = dict(zip(DAY_FIELDS, tally.days[day]))
+        counts = dict(zip(TALLIED, tally.days[day]))
         if not any(counts.values()):
             continue
         rows.append({"date": day, **counts, "unique_sources": len(ips.get(day, ()))})

@@ -82,3 +82,11 @@ def sample_log(start: datetime, connections: int = 60) -> list[str]:
         5, f"{start:%b} {start.day:2d} {start:%H:%M:%S} web1 sshd[1]: Server listening on 0.0.0.0 port 22."
     )
     return lines
+
+
+def today_lines(pid: int, ip: str) -> list[str]:
+    """A brute force and a login from `ip`, early today (in TIME_ZONE's today of the caller)."""
+    from django.utils import timezone
+
+    start = datetime.combine(timezone.localdate(), datetime.min.time()) + timedelta(hours=1)
+    return brute_force(start, pid, ip, "admin") + login(start, pid + 1, pid + 2, ip)

@@ -12,20 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector.parsing import (
-    FAILURE,
-    KINDS,
-    LISTENER,
-    MALFORMED,
-    MAX_LINE_LENGTH,
-    OPEN,
-    POST,
-    PRE,
-    SUCCESS,
-    Event,
-    Parser,
-    classify,
-)
+from collector.messages import FAILURE, KINDS, LISTENER, OPEN, POST, PRE, SUCCESS, classify
+from collector.parsing import MALFORMED, MAX_LINE_LENGTH, Event, Parser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZURICH = ZoneInfo("Europe/Zurich")

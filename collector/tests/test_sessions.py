@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.contract import TALLIED
 from collector.parsing import MALFORMED, Parser
-from collector.sessions import DAY_FIELDS, Tally, Tracker
+from collector.sessions import Tally, Tracker
 
 from .logs import brute_force, login, sample_log, scanner, syslog
 
@@ -39,7 +40,7 @@ def merged(tallies: list[Tally]) -> dict:
         for key, counts in tally.users.items():
             old = users.get(key, [0, 0, 0])
             users[key] = [a + b for a, b in zip(old, counts)]
-    days = {d: dict(zip(DAY_FIELDS, c)) for d, c in days.items() if any(c)}
+    days = {d: dict(zip(TALLIED, c)) for d, c in days.items() if any(c)}
     return {"days": days, "sources": sources, "users": users}
 
 

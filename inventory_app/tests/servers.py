@@ -15,15 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from collector.tests.helpers import free_port
+
 
 class Unavailable(Exception):
     """The binaries a server needs are not on this machine."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, seconds: float = 20) -> None:

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 import time
 import tracemalloc
 from dataclasses import replace
@@ -15,29 +13,24 @@ from django.db.models import F
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
-from collector.agent import Agent
 from collector.models import AgentState, DailyCount, DailySource
-from collector.tests.logs import brute_force, login, scanner
+from collector.tests.helpers import write_log
+from collector.tests.logs import brute_force, scanner, today_lines
 from inventory_app import polling
 from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
 
-from .agents import Answer, FakeAgent, SilentAgent, closed_port_url
-from .hostile import HEALTH, ScriptedAgent, day_of, days_back, sources_of
-
-TOKEN = "poll-token-0123456789abcdef"
-
-
-def write_log(lines: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "auth.log")
-        with open(path, "w") as f:
-            f.write("".join(line + "\n" for line in lines))
-        Agent().read_file(path)
-
-
-def today_lines(pid: int, ip: str) -> list[str]:
-    start = datetime.combine(timezone.localdate(), datetime.min.time()) + timedelta(hours=1)
-    return brute_force(start, pid, ip, "admin") + login(start, pid + 1, pid + 2, ip)
+from .agents import (
+    HEALTH,
+    TOKEN,
+    Answer,
+    FakeAgent,
+    ScriptedAgent,
+    SilentAgent,
+    closed_port_url,
+    day_of,
+    days_back,
+    sources_of,
+)
 
 
 @override_settings(

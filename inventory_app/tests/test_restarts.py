@@ -21,13 +21,12 @@ from django.conf import settings
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django_celery_beat.models import IntervalSchedule
 
-from collector.tests.helpers import ROOT, database_url
+from collector.tests.helpers import ROOT, database_url, free_port
 from inventory_app.models import OK, Host
 from inventory_app.schedule import ensure_poll_schedule
 
-from .agents import SlowAgent
-from .hostile import ScriptedAgent
-from .servers import TempPostgres, TempRedis, Unavailable, free_port, wait_for_port
+from .agents import ScriptedAgent, SlowAgent
+from .servers import TempPostgres, TempRedis, Unavailable, wait_for_port
 
 TOKEN = "restart-token-0123456789"
 SHORT = {

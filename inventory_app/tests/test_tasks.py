@@ -19,14 +19,15 @@ from django.test import LiveServerTestCase, TestCase, TransactionTestCase, overr
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from alphaproject.celery import app
+from collector.contract import TALLIED
 from collector.models import DailyCount
-from collector.tests.helpers import ROOT, database_url
+from collector.tests.helpers import ROOT, database_url, write_log
+from collector.tests.logs import today_lines
 from inventory_app import tasks
-from inventory_app.models import COUNT_FIELDS, NEVER_POLLED, OK, Host, HostDay
+from inventory_app.models import NEVER_POLLED, OK, Host, HostDay
 from inventory_app.schedule import POLL_TASK, POLL_TASK_NAME, ensure_poll_schedule
 
-from .agents import SlowAgent
-from .test_polling import TOKEN, today_lines, write_log
+from .agents import TOKEN, SlowAgent
 
 AGENT_SETTINGS = {
     "ALPHA_AGENT_TOKEN": TOKEN,
@@ -36,11 +37,11 @@ AGENT_SETTINGS = {
 
 
 def agent_counts() -> dict:
-    return {d.day: tuple(getattr(d, f) for f in COUNT_FIELDS) for d in DailyCount.objects.all()}
+    return {d.day: tuple(getattr(d, f) for f in TALLIED) for d in DailyCount.objects.all()}
 
 
 def stored_counts(host: Host) -> dict:
-    return {d.day: tuple(getattr(d, f) for f in COUNT_FIELDS) for d in HostDay.objects.filter(host=host)}
+    return {d.day: tuple(getattr(d, f) for f in TALLIED) for d in HostDay.objects.filter(host=host)}
 
 
 def run_eagerly(testcase) -> None:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 import schemathesis
@@ -17,25 +18,14 @@ from rest_framework.test import APIClient
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alphaproject.wsgi import application
+from collector.contract import COUNT_NAMES as COUNTS
 from collector.models import DailyCount
-from inventory_app.answers import DAY_COUNTS as COUNTS
-from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay, HostSource
+from collector.tests.helpers import write_log
+from collector.tests.logs import today_lines
+from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay
 
-from .agents import SilentAgent
-from .test_polling import TOKEN, today_lines, write_log
-
-DAY = date(2026, 3, 2)
-SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
-
-
-def store_day(host: Host, day: date, base: int, polled_at: datetime | None = None) -> HostDay:
-    counts = {name: base + i for i, name in enumerate(COUNTS)}
-    return HostDay.objects.create(host=host, day=day, polled_at=polled_at or timezone.now(), **counts)
-
-
-def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int, day: date = DAY) -> None:
-    HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
-                              accepted=accepted, users=["root"], first_seen=SEEN, last_seen=SEEN)  # fmt: skip
+from .agents import TOKEN, SilentAgent
+from .stored import DAY, store_day, store_source
 
 
 def refresher(name: str) -> User:
@@ -70,7 +60,7 @@ class CentralApiTests(TestCase):
         # Logged in on web1, failed on web2: flagged.
         store_source(cls.web1, "198.51.100.7", 1, 0, 1)
         store_source(cls.web2, "198.51.100.7", 4, 12, 0)
-        # Mistyped then logged in, on web1 only: not flagged, and on one host only.
+        # Failed then logged in, on web1 only: flagged too (the same meaning as the attackers page).
         store_source(cls.web1, "192.0.2.5", 3, 2, 1)
         # Both outcomes on each of two hosts: flagged (a login on one, failures on the other).
         store_source(cls.web1, "192.0.2.6", 2, 3, 1)
@@ -240,18 +230,24 @@ class CentralApiTests(TestCase):
         )
         self.assertEqual(self.sources(min_hosts=3), [])
 
-    def test_it_flags_an_address_that_logged_in_on_one_host_and_failed_on_another(self):
+    def test_it_flags_an_address_that_failed_and_logged_in_as_the_dashboard_does(self):
         flagged = {r["ip"]: r["flagged"] for r in self.sources(min_hosts=1)}
         self.assertEqual(
             flagged,
             {
                 "203.0.113.1": False,  # failed everywhere
                 "198.51.100.7": True,  # accepted on web1, failed on web2
-                "192.0.2.5": False,  # both on the same single host
+                "192.0.2.5": True,  # both on the same single host (198.51.100.7's case in the issue)
                 "192.0.2.6": True,  # both on each of two hosts
                 "192.0.2.8": False,  # accepted everywhere
             },
         )
+        # One meaning: the attackers page flags exactly these addresses.
+        page = APIClient()
+        page.force_login(self.user)
+        html = page.get("/attackers/", {"since": DAY.isoformat(), "until": DAY.isoformat()}).content.decode()
+        rows = re.findall(r'<tr data-flagged="(true|false)".*?<bdi>([^<]+)</bdi>', html, re.S)
+        self.assertEqual({ip: state == "true" for state, ip in rows}, flagged)
 
     def test_it_pages_shared_sources_in_a_stable_order(self):
         day = date(2026, 3, 4)

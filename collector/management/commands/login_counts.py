@@ -8,6 +8,7 @@ from datetime import date
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from collector.contract import COUNT_NAMES
 from collector.counts import day_rows
 
 
@@ -35,8 +36,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps({"host": settings.ALPHA_HOST_NAME, "days": days}))
             return
-        columns = ["date", "sessions", "accepted", "failed_attempts", "failed_sessions",
-                   "invalid_user_sessions", "preauth_only", "unique_sources"]  # fmt: skip
+        columns = ["date", *COUNT_NAMES]
         self.stdout.write("  ".join(columns))
         for row in days:
             self.stdout.write("  ".join(str(row[c]).rjust(len(c)) for c in columns))

@@ -1,0 +1,480 @@
+"""What an sshd message says: its kind (and so its phase for connection accounting), the user,
+the source address and port, the method. Pure Python: no Django, no I/O.
+
+Everything in a message is attacker-controlled in part (user names), so the source address is
+always read from the trailing part that sshd itself wrote, anchored at the end of the message,
+never from the first " from " in the line.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Phases decide what a line means for connection accounting (see sessions.py):
+OPEN = "open"  # starts authenticating: opens a connection, even on a PID whose connection ended
+PRE = "pre"  # pre-auth line: opens a connection only on a PID not seen recently
+POST = "post"  # only ever written after login (post-auth child, session lines): never opens one
+LISTENER = "listener"  # the listening daemon itself: never a connection
+ATTACH = "attach"  # belongs to a known connection if there is one, never opens one
+
+SUCCESS = "success"
+FAILURE = "failure"
+
+# kind -> (phase, outcome)
+KINDS: dict[str, tuple[str, str | None]] = {
+    "accepted": (OPEN, SUCCESS),
+    "failed": (OPEN, FAILURE),
+    "invalid_user": (OPEN, FAILURE),
+    "userauth_request_invalid": (OPEN, None),
+    "pam_auth_failure": (OPEN, FAILURE),
+    "pam_user_unknown": (OPEN, None),
+    "not_allowed": (OPEN, FAILURE),
+    "root_refused": (OPEN, FAILURE),
+    "connection_from": (OPEN, None),
+    "pam_more_failures": (PRE, FAILURE),
+    "max_auth_attempts": (PRE, FAILURE),
+    "too_many_auth_failures": (PRE, FAILURE),
+    "received_disconnect": (PRE, None),
+    "disconnected": (PRE, None),
+    "connection_closed": (PRE, None),
+    "connection_reset": (PRE, None),
+    "no_identification": (PRE, None),
+    "kex_error": (PRE, None),
+    "banner_error": (PRE, None),
+    "bad_protocol": (PRE, None),
+    "unable_to_negotiate": (PRE, None),
+    "timeout": (PRE, None),
+    "reverse_mapping": (PRE, None),
+    "refused_connect": (PRE, None),
+    "received_disconnect_user": (POST, None),
+    "disconnected_user": (POST, None),
+    "connection_closed_postauth": (POST, None),
+    "session_opened": (POST, None),
+    "session_closed": (POST, None),
+    "subsystem": (POST, None),
+    "server_listening": (LISTENER, None),
+    "received_signal": (LISTENER, None),
+    "received_sighup": (LISTENER, None),
+    "info": (ATTACH, None),
+    "unknown": (ATTACH, None),
+    "repeat": (ATTACH, None),
+}
+
+
+# --- Messages ------------------------------------------------------------------------------
+
+# A source as sshd writes it: an IPv4 or IPv6 address (with a scope), or a host name. The one
+# address pattern of every message below.
+ADDRESS = r"[0-9A-Za-z.:%_-]+"
+IP = rf"(?P<ip>{ADDRESS})"
+# The trusted tail of an authentication message: "<user> from <addr>[ port <n>][ ssh2]", cut
+# before sshd's own ": <auth info>" suffix. sshd strips everything from the first ':' out of a
+# user name (BSD auth style), so the first ": " always starts the suffix; the greedy user group
+# then takes the LAST " from <addr>" before it, and a user name with a fake
+# " from 1.2.3.4 port 22 ssh2" in it stays inside the user name.
+USER_FROM = re.compile(rf"(?P<user>.*) from {IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
+ACCEPTED = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
+FAILED = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<rest>.*)$")
+INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
+USERAUTH_REQUEST_INVALID = re.compile(r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$")
+PAM_AUTH_FAILURE = re.compile(
+    rf"pam_unix\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* "
+    rf"ruser=\S* rhost=(?P<ip>{ADDRESS})?(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?$"
+)
+PAM_MORE_FAILURES = re.compile(
+    rf"PAM (?P<n>\d+) more authentication failures?;.*? rhost=(?P<ip>{ADDRESS})?(?:\s+user=(?P<user>.*))?$"
+)
+PAM_ERROR_FAILURE = re.compile(
+    rf"error: PAM: (?:[Aa]uthentication (?:failure|error)|User not known to the underlying authentication module) "
+    rf"for (?P<invalid>(?:illegal|invalid) user )?(?P<user>.*) from {IP}(?: via \S+)?$"
+)
+PAM_SESSION = re.compile(r"pam_unix\(sshd:session\): session (?P<what>opened|closed) for user (?P<user>\S+)")
+MAX_AUTH = re.compile(
+    r"(?:error: )?maximum authentication attempts exceeded for (?P<invalid>invalid user )?(?P<rest>.*?)(?: \[preauth\])?$"
+)
+DISCONNECTING = re.compile(
+    rf"Disconnecting(?: (?:(?:invalid|authenticating) user (?P<user>[^:]*) )?{IP} port (?P<port>\d+))?: "
+    rf"(?P<why>.*?)(?: for (?:invalid user )?(?P<user2>.*?))?(?: \[preauth\])?$"
+)
+RECEIVED_DISCONNECT = re.compile(
+    rf"(?:error: )?Received disconnect from {IP}(?: port (?P<port>\d+))?: ?\d+: (?P<why>.*?)(?P<pre> \[preauth\])?$"
+)
+# "Disconnected from [invalid user X |authenticating user X |user X ]<addr> port <n> [preauth]"
+DISCONNECTED = re.compile(
+    rf"Disconnected from (?:(?P<who>invalid|authenticating) user (?P<user>.*) |user (?P<postuser>.*) )?"
+    rf"{IP} port (?P<port>\d+)(?P<pre> \[preauth\])?$"
+)
+CONNECTION_CLOSED = re.compile(
+    rf"Connection (?P<what>closed|reset) by (?:(?:(?P<who>invalid|authenticating) user (?P<user>.*) )?"
+    rf"{IP} port (?P<port>\d+)|(?P<ip_only>{ADDRESS}))(?P<pre> \[preauth\])?$"
+)
+SOCKET_RESET = re.compile(r"(?:fatal: )?Read from socket failed: Connection reset by peer")
+CONNECTION_FROM = re.compile(rf"Connection from {IP}(?: port (?P<port>\d+))?(?: on |$)")
+NO_IDENTIFICATION = re.compile(rf"Did not receive identification string from {IP}(?: port (?P<port>\d+))?")
+BAD_PROTOCOL = re.compile(
+    rf"(?:Bad protocol version identification .* from|Protocol major versions differ for) "
+    rf"(?P<ip>{ADDRESS}?)(?: port (?P<port>\d+))?(?::.*)?$"
+)
+# sshd's packet-layer fatal errors: "<function>: Connection from [<who> user <name> ]<addr> port <n>:
+# <error>" (also "banner exchange: ..."). Anchored at the start: the client's identification string
+# in other kex lines is attacker text and may itself say "Connection from 6.6.6.6 port 1". User
+# names never hold ':' (sshd cuts them there), so the user part cannot run past the address.
+KEX_SOURCE = re.compile(
+    rf"(?:error: |fatal: )?[\w ]+: Connection from (?:(?:authenticating |invalid )?user [^:]* )?"
+    rf"{IP} port (?P<port>\d+)(?::|$)"
+)
+MAGIC_SOURCE = re.compile(
+    rf"Magic value check failed \(\d+\) on obfuscated handshake from {IP} port (?P<port>\d+)$"
+)
+UNABLE_TO_NEGOTIATE = re.compile(
+    rf"(?:fatal: )?(?:Unable to negotiate (?:with {IP} port (?P<port>\d+): |a )"
+    rf"|no matching \S+ found)"
+)
+TIMEOUT = re.compile(
+    rf"(?:fatal: )?Timeout before authentication for (?:connection from )?{IP}(?: port (?P<port>\d+))?"
+)
+NOT_ALLOWED = re.compile(rf"User (?P<user>.*) from {IP} not allowed because ")
+NOT_ALLOWED_NO_SOURCE = re.compile(r"User (?P<user>\S+) not allowed because ")
+ROOT_REFUSED = re.compile(rf"ROOT LOGIN REFUSED FROM {IP}(?: port (?P<port>\d+))?")
+REFUSED_CONNECT = re.compile(rf"refused connect from \S+ \({IP}\)")
+REVERSE_MAPPING = re.compile(
+    rf"(?:reverse mapping checking getaddrinfo for \S+ \[{IP}\] failed"
+    rf"|Address (?P<ip2>{ADDRESS}) maps to \S+, but this does not map back to the address)"
+)
+SUBSYSTEM = re.compile(r"subsystem request for (?P<what>\S+) by user (?P<user>.*?)(?: failed.*)?$")
+REPEATED = re.compile(r"message repeated (?P<n>\d+) times: \[ ?(?P<inner>.*)\]$")
+LAST_REPEATED = re.compile(r"last message repeated (?P<n>\d+) times?$")
+
+# Known lines that change no count: written by sshd around a connection, at INFO or VERBOSE.
+INFO_PREFIXES = (
+    "Postponed ",
+    "Starting session:",
+    "Close session:",
+    "Transferred:",
+    "User child is on pid",
+    "Accepted key ",
+    "Accepted certificate ",
+    "Changed root directory",
+    "pam_succeed_if(sshd:auth):",
+    "PAM service(sshd) ignoring max retries",
+    "pam_unix(sshd:account):",
+    "pam_systemd(sshd:session):",
+    "Disconnecting: ",
+    "Disconnecting ",
+    "debug1:",
+    "Failed to release session",
+    "Exiting on signal",
+    "error: Bind to port",
+    "error: Could not load host key",
+    "Server terminated",
+    "Received request to connect to",
+    "Set /proc/self/oom_score_adj",
+    "rexec line",
+    "Nasty PTR record",
+    "Authentication refused:",
+    "userauth_pubkey:",
+    "SSH: Server;",
+)
+
+KEX_MARKERS = (
+    "kex_exchange_identification",
+    "kex_protocol_error",
+    "ssh_dispatch_run_fatal",
+    "Magic value check failed",
+)
+
+
+def _port(value: str | None) -> int | None:
+    if not value:
+        return None
+    number = int(value)
+    return number if number <= 65535 else None
+
+
+def classify(msg: str) -> dict:
+    """The kind of an sshd message and what it says about user, source and method."""
+    m = REPEATED.match(msg)
+    if m:
+        fields = classify(m["inner"].rstrip())
+        if fields["kind"] in ("repeat", "unknown"):
+            return fields
+        fields["count"] = max(1, int(m["n"]))
+        return fields
+    space = msg.find(" ")
+    word = msg[:space] if space > 0 else msg
+    handler = DISPATCH.get(word)
+    if handler is not None:
+        fields = handler(msg)
+        if fields is not None:
+            return fields
+    return _fallback(msg)
+
+
+def _user_source(rest: str) -> tuple[str, str, int | None] | None:
+    cut = rest.find(": ")
+    if cut != -1:
+        rest = rest[:cut]
+    m = USER_FROM.match(rest)
+    if m is None:
+        return None
+    return m["user"], m["ip"], _port(m["port"])
+
+
+def _at(kind: str, m: re.Match, **fields) -> dict:
+    """A kind, with the address and port the match found (a port only if it has that group)."""
+    port = m["port"] if "port" in m.re.groupindex else None
+    return {"kind": kind, "source_ip": m["ip"], "source_port": _port(port), **fields}
+
+
+def _matcher(pattern: re.Pattern, kind: str):
+    """A handler for messages that say only their kind, address and port."""
+
+    def handler(msg: str) -> dict | None:
+        m = pattern.match(msg)
+        return _at(kind, m) if m else None
+
+    return handler
+
+
+def _first(*handlers):
+    """A handler trying others in turn: the first that recognises the message wins."""
+
+    def handler(msg: str) -> dict | None:
+        for each in handlers:
+            fields = each(msg)
+            if fields is not None:
+                return fields
+        return None
+
+    return handler
+
+
+def _authentication(pattern: re.Pattern, kind: str, **fields):
+    """Accepted / Failed / Invalid user: "<what> for <user> from <addr> port <n> ssh2[: info]"."""
+
+    def handler(msg: str) -> dict | None:
+        m = pattern.match(msg)
+        parts = _user_source(m["rest"]) if m else None
+        if parts is None:
+            return None
+        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2], **fields}
+        if "method" in pattern.groupindex:
+            found["method"] = m["method"]
+        if "invalid" in pattern.groupindex:
+            found["invalid_user"] = bool(m["invalid"])
+        return found
+
+    return handler
+
+
+_accepted = _authentication(ACCEPTED, "accepted")
+_failed = _authentication(FAILED, "failed")
+_invalid = _authentication(INVALID_USER, "invalid_user", invalid_user=True)
+_no_identification = _matcher(NO_IDENTIFICATION, "no_identification")
+_bad = _matcher(BAD_PROTOCOL, "bad_protocol")
+_unable = _matcher(UNABLE_TO_NEGOTIATE, "unable_to_negotiate")
+_timeout = _matcher(TIMEOUT, "timeout")
+_connection_from = _matcher(CONNECTION_FROM, "connection_from")
+
+
+def _pam_unix(msg: str) -> dict | None:
+    if msg.startswith("pam_unix(sshd:auth): check pass; user unknown"):
+        return {"kind": "pam_user_unknown", "invalid_user": True}
+    m = PAM_AUTH_FAILURE.match(msg)
+    if m:
+        return {"kind": "pam_auth_failure", "user": m["user"] or None, "source_ip": m["ip"] or None}
+    m = PAM_SESSION.match(msg)
+    if m:
+        user = m["user"]
+        if "(uid=" in user:
+            user = user[: user.index("(uid=")]
+        return {"kind": f"session_{m['what']}", "user": user}
+    if msg.startswith("pam_unix(sshd:auth): "):
+        return {"kind": "info"}
+    return None
+
+
+def _pam(msg: str) -> dict | None:
+    m = PAM_MORE_FAILURES.match(msg)
+    if m:
+        return {"kind": "pam_more_failures", "user": m["user"] or None, "source_ip": m["ip"] or None}
+    return None
+
+
+def _pam_error(msg: str) -> dict | None:
+    m = PAM_ERROR_FAILURE.match(msg)
+    if m:
+        return {"kind": "pam_auth_failure", "user": m["user"], "source_ip": m["ip"],
+                "invalid_user": bool(m["invalid"])}  # fmt: skip
+    return None
+
+
+def _maximum(msg: str) -> dict | None:
+    m = MAX_AUTH.match(msg)
+    if m is None:
+        return None
+    fields: dict = {"kind": "max_auth_attempts", "invalid_user": bool(m["invalid"])}
+    parts = _user_source(m["rest"])
+    if parts:
+        fields["user"], fields["source_ip"], fields["source_port"] = parts
+    return fields
+
+
+def _received_disconnect(msg: str) -> dict | None:
+    m = RECEIVED_DISCONNECT.match(msg)
+    if m is None:
+        return None
+    # Since OpenSSH 5.9 pre-auth lines end in [preauth] and carry a port; one with a port and
+    # without the mark comes from a logged-in session's process (post-auth child).
+    post = not m["pre"] and (m["port"] is not None or m["why"] == "disconnected by user")
+    return _at("received_disconnect_user" if post else "received_disconnect", m)
+
+
+def _received(msg: str) -> dict | None:
+    if msg.startswith("Received signal"):
+        return {"kind": "received_signal"}
+    if msg.startswith("Received SIGHUP"):
+        return {"kind": "received_sighup"}
+    return _received_disconnect(msg)
+
+
+def _error_kex(msg: str) -> dict | None:
+    return _kex(msg) if msg.startswith(KEX_MARKERS, 7) else None  # after "error: "
+
+
+def _socket_reset(msg: str) -> dict | None:
+    return {"kind": "connection_reset"} if SOCKET_RESET.match(msg) else None
+
+
+def _disconnected(msg: str) -> dict | None:
+    m = DISCONNECTED.match(msg)
+    if m is None:
+        return None
+    if m["postuser"] is not None and not m["pre"]:
+        return _at("disconnected_user", m, user=m["postuser"])
+    user = m["user"] if m["user"] is not None else m["postuser"]
+    return _at("disconnected", m, user=user, invalid_user=m["who"] == "invalid")
+
+
+def _disconnecting(msg: str) -> dict | None:
+    m = DISCONNECTING.match(msg)
+    if m is None:
+        return None
+    if not m["why"].startswith("Too many authentication failures"):
+        return _at("info", m)
+    return _at("too_many_auth_failures", m, user=m["user"] if m["user"] is not None else m["user2"])
+
+
+def _connection_closed(msg: str) -> dict | None:
+    m = CONNECTION_CLOSED.match(msg)
+    if m is None:
+        return None
+    if m["pre"] or m["user"] is not None or m["port"] is None:
+        kind = "connection_closed" if m["what"] == "closed" else "connection_reset"
+    else:
+        # "Connection closed by <addr> port <n>" without [preauth] ends a logged-in session
+        # (sshd marks every pre-auth line since OpenSSH 5.9).
+        kind = "connection_closed_postauth"
+    return {"kind": kind, "user": m["user"], "source_ip": m["ip"] or m["ip_only"],
+            "source_port": _port(m["port"]), "invalid_user": m["who"] == "invalid"}  # fmt: skip
+
+
+def _kex(msg: str) -> dict:
+    m = KEX_SOURCE.match(msg) or MAGIC_SOURCE.match(msg)
+    return _at("kex_error", m) if m else {"kind": "kex_error"}
+
+
+def _banner(msg: str) -> dict | None:
+    return {**_kex(msg), "kind": "banner_error"} if msg.startswith("banner exchange: ") else None
+
+
+def _user(msg: str) -> dict | None:
+    m = NOT_ALLOWED.match(msg)
+    if m:
+        return {"kind": "not_allowed", "user": m["user"], "source_ip": m["ip"]}
+    m = NOT_ALLOWED_NO_SOURCE.match(msg)
+    if m:
+        return {"kind": "not_allowed", "user": m["user"]}
+    return None
+
+
+def _root(msg: str) -> dict | None:
+    m = ROOT_REFUSED.match(msg)
+    if m:
+        return {**_at("root_refused", m, user="root"), "source_ip": m["ip"].removeprefix("::ffff:")}
+    return None
+
+
+def _refused(msg: str) -> dict | None:
+    m = REFUSED_CONNECT.match(msg)
+    return {"kind": "refused_connect", "source_ip": m["ip"].removeprefix("::ffff:")} if m else None
+
+
+def _reverse(msg: str) -> dict | None:
+    m = REVERSE_MAPPING.match(msg)
+    return {"kind": "reverse_mapping", "source_ip": m["ip"] or m["ip2"]} if m else None
+
+
+def _subsystem(msg: str) -> dict | None:
+    m = SUBSYSTEM.match(msg)
+    return {"kind": "subsystem", "user": m["user"], "method": m["what"]} if m else None
+
+
+def _server(msg: str) -> dict | None:
+    return {"kind": "server_listening"} if msg.startswith("Server listening on ") else None
+
+
+def _last(msg: str) -> dict | None:
+    m = LAST_REPEATED.match(msg)
+    return {"kind": "repeat", "count": max(1, int(m["n"]))} if m else None
+
+
+def _input(msg: str) -> dict | None:
+    m = USERAUTH_REQUEST_INVALID.match(msg)
+    return {"kind": "userauth_request_invalid", "user": m["user"], "invalid_user": True} if m else None
+
+
+# The message's first word picks its handler; a handler that does not recognise the message
+# leaves it to _fallback.
+DISPATCH = {
+    "Accepted": _accepted,
+    "Failed": _failed,
+    "Invalid": _invalid,
+    "pam_unix(sshd:auth):": _pam_unix,
+    "pam_unix(sshd:session):": _pam_unix,
+    "PAM": _pam,
+    "error:": _first(_pam_error, _maximum, _received_disconnect, _error_kex),
+    "fatal:": _first(_timeout, _unable, _socket_reset),
+    "maximum": _maximum,
+    "Received": _received,
+    "Disconnected": _disconnected,
+    "Disconnecting": _disconnecting,
+    "Disconnecting:": _disconnecting,
+    "Connection": _first(_connection_from, _connection_closed),
+    "Did": _no_identification,
+    "Bad": _bad,
+    "Protocol": _bad,
+    "banner": _banner,
+    "Unable": _unable,
+    "Timeout": _timeout,
+    "User": _user,
+    "ROOT": _root,
+    "refused": _refused,
+    "reverse": _reverse,
+    "Address": _reverse,
+    "subsystem": _subsystem,
+    "Server": _server,
+    "last": _last,
+    "input_userauth_request:": _input,
+}
+
+
+def _fallback(msg: str) -> dict:
+    # Markers only where sshd writes them: a user name elsewhere in the line may hold them too.
+    if msg.startswith(KEX_MARKERS) or (
+        msg.startswith(("error: ", "fatal: ")) and msg.startswith(KEX_MARKERS, 7)
+    ):
+        return _kex(msg)
+    if msg.startswith(INFO_PREFIXES):
+        return {"kind": "info"}
+    return {"kind": "unknown"}
