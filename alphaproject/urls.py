@@ -6,8 +6,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from alphaproject.health import healthz
+
 # Both roles: the agent API and its schema. An agent has no users, so no admin and no login.
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Split: Swagger UI's setup script is a file, not inline (the Content-Security-Policy).
     path(
