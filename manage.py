@@ -7,8 +7,11 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alphaproject.settings")
+    # Databases, tokens and logs this process creates are its user's alone.
+    os.umask(0o077)
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.db import DatabaseError
 
     try:
         execute_from_command_line(sys.argv)
@@ -16,6 +19,13 @@ def main() -> None:
         # A setting a user can fix: say which, without a traceback.
         sys.stderr.write(f"Configuration error: {exc}\n")
         sys.exit(2)
+    except DatabaseError as exc:
+        # A command that met a database it cannot use (down, wrong URL, not migrated).
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(
+            f"The database failed ({detail[:200]}); check DATABASE_URL and run 'manage.py migrate'.\n"
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -166,8 +166,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable server is an error within seconds, not a hang.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded default must work on a first run: create its folder.
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(DATABASES["default"]["NAME"]).parent
+    if "DATABASE_URL" in os.environ and not folder.is_dir():
+        # A URL someone typed: a typo must not make a folder somewhere.
+        raise ImproperlyConfigured(f"DATABASE_URL: the folder {folder} of its SQLite file does not exist.")
+    # The embedded default must work on a first run: its folder, which holds the database and
+    # the agent's token, readable by this user only.
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Persistent connections also for SQLite: opening one (and its PRAGMAs) per API request is
     # a large part of a small request.
     DATABASES["default"]["CONN_MAX_AGE"] = 60
@@ -220,6 +225,8 @@ ALPHA_HTTPS = env_bool("ALPHA_HTTPS", default=False)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = ALPHA_HTTPS or env_bool("ALPHA_SECURE_COOKIES", default=False)
 SECURE_SSL_REDIRECT = env_bool("ALPHA_SSL_REDIRECT", default=ALPHA_HTTPS)
+# Health checks come over plain http from the machine itself (container, load balancer).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env_int("ALPHA_HSTS_SECONDS", 31_536_000 if ALPHA_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ALPHA_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env_bool("ALPHA_HSTS_PRELOAD", default=True)
@@ -242,18 +249,17 @@ if ALPHA_AGENT_TOKEN and len(ALPHA_AGENT_TOKEN) < 16:
     raise ImproperlyConfigured("ALPHA_AGENT_TOKEN must be at least 16 characters long.")
 
 REST_FRAMEWORK = {
-    # An agent has no users to log in: its API is JSON behind the token, nothing else.
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "collector.authentication.BearerTokenAuthentication",
-        *(["rest_framework.authentication.SessionAuthentication"] if CENTRAL else []),
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["collector.authentication.HasAgentTokenOrIsStaff"],
+    # Nobody gets in by default: each API declares who may (collector.views.AgentView,
+    # inventory_app.views.CentralView), so a view that forgot to is closed, not open to the
+    # agent's token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["collector.authentication.NoAccess"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if CENTRAL else []),
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "collector.views.api_exception_handler",
+    "EXCEPTION_HANDLER": "collector.api.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -289,6 +295,11 @@ ALPHA_HOST_NAME = env_str("ALPHA_HOST_NAME") or socket.gethostname()
 # How often the follower stats its files when no inotify event came (rotation by copy, NFS).
 ALPHA_STAT_INTERVAL = env_int("ALPHA_STAT_INTERVAL", 5, minimum=1)
 ALPHA_JOURNALCTL = env_str("ALPHA_JOURNALCTL", "journalctl")
+# The log files watch_authlog follows when given none: the first that exists, else the journal.
+ALPHA_LOG_PATHS = [p for p in env_str("ALPHA_LOG_PATHS", "/var/log/auth.log:/var/log/secure").split(":") if p]
+# Days of per-address and per-user detail kept (today included), on an agent and centrally; the
+# daily totals are kept for good (manage.py prune, run daily by the agent and by beat).
+ALPHA_RETAIN_DETAIL_DAYS = env_int("ALPHA_RETAIN_DETAIL_DAYS", 90, minimum=1)
 # Where `manage.py serve_agent_api` serves the agent API.
 ALPHA_AGENT_BIND = env_str("ALPHA_AGENT_BIND", "0.0.0.0:8001")
 
@@ -337,9 +348,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 
+LOG_LEVEL = env_str("LOG_LEVEL", "WARNING").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {env_str('LOG_LEVEL')!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

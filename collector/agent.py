@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import glob
+import grp
 import os
+import shlex
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -11,11 +15,13 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from . import journal
 from .models import FILE, JOURNAL, LogSource
 from .parsing import MALFORMED, Parser
 from .recording import Recorder
+from .retention import prune
 from .tailing import (
     SourceError,
     decode_lines,
@@ -27,11 +33,13 @@ from .tailing import (
     read_chunks,
 )
 
-DEFAULT_PATHS = ("/var/log/auth.log", "/var/log/secure")
+# Where journald keeps the system journal (persistent, then volatile).
+JOURNAL_FOLDERS = ("/var/log/journal", "/run/log/journal")
 PROGRESS_EVERY = 2.0  # seconds between progress lines on long reads
 # How long a file rotated away is still read: syslog writes to it until logrotate's postrotate
 # signal makes it reopen the log.
 ROTATION_GRACE = 60.0
+PRUNE_EVERY = 24 * 3600.0
 
 
 class FollowedFile:
@@ -53,6 +61,8 @@ class Agent:
         self.recorder = Recorder()
         self.progress = progress
         self.stopping = False
+        self.lines_read = 0
+        self.next_prune = 0.0  # monotonic time of the next daily prune (at once when following)
 
     # -- files --
 
@@ -100,10 +110,18 @@ class Agent:
                     for followed in followers:
                         self.sync(followed)
                 self.recorder.heartbeat()
+                self.prune_daily()
         finally:
             inotify.close()
             for followed in followers:
                 self.close(followed)
+
+    def prune_daily(self) -> None:
+        """Once a day while following: detail past ALPHA_RETAIN_DETAIL_DAYS goes (retention.py)."""
+        if time.monotonic() < self.next_prune:
+            return
+        self.next_prune = time.monotonic() + PRUNE_EVERY
+        prune(timezone.localdate(), settings.ALPHA_RETAIN_DETAIL_DAYS)
 
     def _install_signal_handlers(self) -> None:
         def stop(signum, frame):
@@ -274,6 +292,7 @@ class Agent:
                 max(source.size, offset) if followed.compressed else os.fstat(followed.file.fileno()).st_size
             )
             source.lines_read += len(lines)
+            self.lines_read += len(lines)
             source.malformed_lines += len(malformed)
             self.recorder.commit([source])
             now = time.monotonic()
@@ -312,6 +331,8 @@ class Agent:
             if follow:
                 self.recorder.heartbeat()  # following from now on, even if the journal stays quiet
             for batch in reader.batches(lambda: self.stopping, stat_interval):
+                if follow:
+                    self.prune_daily()
                 if not (batch.entries or batch.unreadable or batch.cursor):
                     self.recorder.heartbeat()  # a quiet interval while following
                     continue
@@ -333,6 +354,7 @@ class Agent:
                     tracker.feed(event)
                 source.cursor = batch.cursor or source.cursor
                 source.lines_read += len(batch.entries)
+                self.lines_read += len(batch.entries)
                 source.malformed_lines += malformed + batch.unreadable
                 self.recorder.commit([source])
                 if follow:
@@ -342,8 +364,45 @@ class Agent:
 
 
 def default_paths() -> list[str]:
-    """/var/log/auth.log (Debian, Ubuntu), else /var/log/secure (RHEL); [] means the journal."""
-    for path in DEFAULT_PATHS:
+    """The first of ALPHA_LOG_PATHS that exists (/var/log/auth.log on Debian and Ubuntu, else
+    /var/log/secure on RHEL); [] means the journal."""
+    for path in settings.ALPHA_LOG_PATHS:
         if os.path.exists(path):
             return [path]
     return []
+
+
+def journal_problem(journalctl: str) -> str:
+    """Why this user cannot follow sshd in the journal ("" if it can): no system journal files,
+    or none it may read. journalctl itself says neither: it prints "No entries" and exits 0,
+    which is how an agent used to follow an empty journal without a word."""
+    try:
+        words = shlex.split(journalctl)
+    except ValueError:
+        return f"ALPHA_JOURNALCTL is not a command line ({journalctl!r})"
+    if not words or shutil.which(words[0]) is None:
+        return f"{words[0] if words else 'journalctl'} was not found (install systemd's journalctl)"
+    folders = [w.split("=", 1)[1] for w in words if w.startswith(("--directory=", "-D="))]
+    folders += [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-D", "--directory")]
+    if any(w.startswith(("--file", "--root", "--image", "-M", "--machine", "-m", "--merge")) for w in words):
+        return ""  # a source we cannot check from here: trust the operator
+    files: list[str] = []
+    for folder in folders or JOURNAL_FOLDERS:
+        files += glob.glob(os.path.join(folder, "*.journal")) + glob.glob(
+            os.path.join(folder, "*", "*.journal")
+        )
+    system = [f for f in files if not os.path.basename(f).startswith("user-")] if not folders else files
+    if not system:
+        return f"no journal files were found ({', '.join(folders or JOURNAL_FOLDERS)})"
+    if not any(os.access(f, os.R_OK) for f in system):
+        group = grp_name(system[0])
+        join = f" (sudo usermod -aG {group} $USER, then log in again)" if group and group != "root" else ""
+        return f"the journal's files are not readable by this user: it needs group '{group or 'systemd-journal'}'{join}"
+    return ""
+
+
+def grp_name(path: str) -> str | None:
+    try:
+        return grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (OSError, KeyError):
+        return None

@@ -25,14 +25,20 @@ def day_rows(since: date | None = None, until: date | None = None) -> list[dict]
     if until is not None:
         sources = sources.filter(day__lte=until)
     unique = dict(sources.values("day").annotate(n=Count("id")).values_list("day", "n"))
-    return [row.as_dict(unique.get(row.day, 0)) for row in DailyCount.objects.for_range(since, until)]
+    return [
+        row.as_dict(row.pruned_sources if row.pruned_sources is not None else unique.get(row.day, 0))
+        for row in DailyCount.objects.for_range(since, until)
+    ]
 
 
 def day_detail(day: date) -> dict:
     """One day with its busiest sources and users; a day without connections is all zeros."""
     row = DailyCount.objects.filter(day=day).first() or DailyCount(day=day)
     detail = {"host": settings.ALPHA_HOST_NAME}
-    detail.update(row.as_dict(DailySource.objects.filter(day=day).count()))
+    unique = (
+        row.pruned_sources if row.pruned_sources is not None else DailySource.objects.filter(day=day).count()
+    )
+    detail.update(row.as_dict(unique))
     detail["top_sources"] = list(
         DailySource.objects.filter(day=day)
         .order_by("-sessions", "-failed_attempts", "ip")
@@ -60,6 +66,7 @@ def health() -> dict:
         "heartbeat_at": heartbeat,
         # A following agent writes a heartbeat every minute, quiet log or not.
         "following": bool(heartbeat and (now - heartbeat).total_seconds() < 3 * AgentState.HEARTBEAT),
+        "source_problem": (state.source_problem if state else "") or None,
         "sources": [_source_health(source, now, hour) for source in sources],
     }
 

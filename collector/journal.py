@@ -96,6 +96,9 @@ class JournalReader:
                 journalctl_args(journalctl, cursor, follow),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                # Its own session: Ctrl-C in a terminal reaches the agent, which stops journalctl
+                # itself (close()), rather than killing journalctl under it mid-read.
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise SourceError(
@@ -144,7 +147,7 @@ class JournalReader:
             elif not ready and self.follow:
                 yield Batch()  # a quiet interval: the caller can say it is still following
         selector.close()
-        if eof:
+        if eof and not stopping():
             self._check_exit()
 
     def _check_exit(self) -> None:

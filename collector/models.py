@@ -7,7 +7,7 @@ from datetime import date
 from django.db import models
 from django.utils import timezone
 
-from .sessions import DAY_FIELDS
+from .contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH, MAX_USERS_PER_SOURCE, TALLIED
 
 FILE = "file"
 JOURNAL = "journal"
@@ -26,6 +26,8 @@ class AgentState(models.Model):
     # Written by a following agent at least every HEARTBEAT seconds, also while the log is quiet,
     # so the API can tell a quiet host from a stopped agent.
     heartbeat_at = models.DateTimeField(null=True)
+    # Why watch_authlog has no log to follow (nothing readable), in one sentence; "" when it has.
+    source_problem = models.TextField(blank=True, default="")
 
     HEARTBEAT = 60
 
@@ -77,8 +79,9 @@ class LogSource(models.Model):
         return sum(n for h, n in self.unknown_hours.items() if int(h) > now_hour - 24)
 
 
-class DailyCountQuerySet(models.QuerySet):
-    def for_range(self, since: date | None = None, until: date | None = None) -> DailyCountQuerySet:
+class CountsQuerySet(models.QuerySet):
+    def for_range(self, since: date | None = None, until: date | None = None) -> CountsQuerySet:
+        """Rows of days from `since` through `until` (either open), in date order."""
         qs = self
         if since is not None:
             qs = qs.filter(day__gte=since)
@@ -87,10 +90,10 @@ class DailyCountQuerySet(models.QuerySet):
         return qs.order_by("day")
 
 
-class DailyCount(models.Model):
-    """The host's connections on one day (in TIME_ZONE), each counted on the day it began."""
+class DayCounts(models.Model):
+    """A day's tallied counts (collector.contract.COUNTS but unique_sources), kept by the agent
+    (DailyCount) and stored from it by the central server (inventory_app.HostDay)."""
 
-    day = models.DateField(unique=True)
     sessions = models.BigIntegerField(default=0)
     accepted = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
@@ -98,31 +101,52 @@ class DailyCount(models.Model):
     invalid_user_sessions = models.BigIntegerField(default=0)
     preauth_only = models.BigIntegerField(default=0)
 
-    objects = DailyCountQuerySet.as_manager()
+    objects = CountsQuerySet.as_manager()
 
-    COUNT_FIELDS = DAY_FIELDS
+    class Meta:
+        abstract = True
 
-    def as_dict(self, unique_sources: int) -> dict:
+    def as_dict(self, unique_sources: int | None = None) -> dict:
+        """The day as the agent API sends it: date, then the contract's counts in order."""
         row = {"date": self.day.isoformat()}
-        row.update({name: getattr(self, name) for name in self.COUNT_FIELDS})
-        row["unique_sources"] = unique_sources
+        row.update({name: getattr(self, name) for name in TALLIED})
+        row["unique_sources"] = self.unique_sources if unique_sources is None else unique_sources
         return row
 
 
-class DailySource(models.Model):
-    """Connections from one source address on one day."""
+class AddressCounts(models.Model):
+    """One source address on one day: its counts, the user names it tried (attacker text, at most
+    MAX_USERS_PER_SOURCE) and when it was first and last seen."""
 
-    day = models.DateField()
-    ip = models.CharField(max_length=255)
+    ip = models.CharField(max_length=MAX_ADDRESS_LENGTH)
     sessions = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     accepted = models.BigIntegerField(default=0)
+    users = models.JSONField(default=list)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
-    # Distinct user names tried from this address that day (attacker text), at most MAX_USERS.
-    users = models.JSONField(default=list)
 
-    MAX_USERS = 20
+    objects = CountsQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class DailyCount(DayCounts):
+    """The host's connections on one day (in TIME_ZONE), each counted on the day it began."""
+
+    day = models.DateField(unique=True)
+    # The day's distinct sources, kept here when its source rows were pruned (retention.py);
+    # null while they are there to be counted.
+    pruned_sources = models.BigIntegerField(null=True, blank=True)
+
+
+class DailySource(AddressCounts):
+    """Connections from one source address on one day."""
+
+    day = models.DateField()
+
+    MAX_USERS = MAX_USERS_PER_SOURCE
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "ip"], name="dailysource_day_ip")]
@@ -136,7 +160,7 @@ class DailyUser(models.Model):
     """Connections that tried one user name on one day. The name is attacker-controlled text."""
 
     day = models.DateField()
-    user = models.CharField(max_length=128)
+    user = models.CharField(max_length=MAX_USER_LENGTH)
     sessions = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     accepted = models.BigIntegerField(default=0)

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from .contract import TALLIED
 from .models import (
     AgentState,
     DailyCount,
@@ -17,7 +18,7 @@ from .models import (
     LogSource,
     UnknownSample,
 )
-from .sessions import DAY_FIELDS, Tally, Tracker
+from .sessions import SESSIONS, Tally, Tracker
 
 # Rows per query when reading existing counts: well under SQLite's variable limit.
 KEY_CHUNK = 500
@@ -39,6 +40,9 @@ class Recorder:
         self.generation = state.generation
         self.tracker = Tracker(state.tracker)
         self.last_heartbeat = 0.0
+        # What this process added, for watch_authlog --once's summary.
+        self.connections_added = 0
+        self.days_touched: set[str] = set()
 
     def commit(self, sources: list[LogSource]) -> Tally:
         tally = self.tracker.take_tally()
@@ -65,6 +69,8 @@ class Recorder:
             state.save()
         self.generation = state.generation
         self.last_heartbeat = time.monotonic()
+        self.connections_added += sum(counts[SESSIONS] for counts in tally.days.values())
+        self.days_touched.update(day for day, counts in tally.days.items() if any(counts))
         return tally
 
     def heartbeat(self) -> None:
@@ -108,14 +114,14 @@ def _add_days(deltas: dict[str, list[int]]) -> None:
     for day_text, delta in deltas.items():
         day = date.fromisoformat(day_text)
         row = existing.get(day) or DailyCount(day=day)
-        for name, value in zip(DAY_FIELDS, delta):
+        for name, value in zip(TALLIED, delta):
             setattr(row, name, getattr(row, name) + value)
         rows.append(row)
     DailyCount.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["day"],
-        update_fields=list(DAY_FIELDS),
+        update_fields=list(TALLIED),
     )
 
 

@@ -11,6 +11,8 @@ import grp
 import gzip
 import hashlib
 import os
+import pwd
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -43,19 +45,35 @@ def describe_os_error(path: str, exc: OSError) -> str:
     if exc.errno == errno.ENOENT:
         return f"{path} does not exist."
     if exc.errno in (errno.EACCES, errno.EPERM):
-        group = _group_of(path)
-        need = f"membership in group '{group}'" if group and group != "root" else "root"
-        return f"Cannot read {path}: permission denied; the agent needs {need} (for example: sudo usermod -aG {group or 'adm'} $USER)."
+        return f"Cannot read {path}: permission denied; {_who_may_read(path)}."
     if exc.errno == errno.EISDIR:
         return f"{path} is a directory, not a log file."
     return f"Cannot read {path}: {exc.strerror}."
 
 
-def _group_of(path: str) -> str | None:
+def _who_may_read(path: str) -> str:
+    """What would let the agent read `path`: joining the file's group if that group may read it
+    (and is not root, which nobody should join for this), else the file's owner or root."""
     try:
-        return grp.getgrgid(os.stat(path).st_gid).gr_name
-    except (OSError, KeyError):
+        st = os.stat(path)
+    except OSError:
+        return "the agent needs read access to it"
+    group = _name(grp.getgrgid, st.st_gid)
+    if st.st_mode & stat.S_IRGRP and group and group != "root":
+        return f"the agent needs membership in group '{group}' (sudo usermod -aG {group} $USER, then log in again)"
+    owner = _name(lambda uid: pwd.getpwuid(uid).pw_name, st.st_uid) or str(st.st_uid)
+    return (
+        f"only its owner '{owner}' may read it: run the agent as '{owner}' or as root, or make the file "
+        "readable by a group of the agent's (Debian's rsyslog uses group adm, mode 640)"
+    )
+
+
+def _name(lookup, number: int) -> str | None:
+    try:
+        value = lookup(number)
+    except (KeyError, OverflowError):
         return None
+    return value if isinstance(value, str) else value.gr_name
 
 
 def open_log(path: str) -> tuple[BinaryIO, bool]:

@@ -2,7 +2,8 @@
 datasets}). Every view needs a logged-in user; an anonymous one is sent to the login page, for
 the JSON too (charts.js then reloads the page, which shows the login form).
 
-Views validate their parameters, call queries.py, and lay out the result. Everything that came
+Views validate their parameters, call inventory_app/fleet.py (what the central API shares) or
+queries.py (the charts' pivots), and lay out the result. Everything that came
 from a log (user names, addresses, agent errors) reaches the browser only through Django's
 autoescaping or as JSON drawn on a canvas, never as markup.
 """
@@ -20,38 +21,36 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from collector.contract import (
+    ADDRESS_COUNT_NAMES,
+    CONNECTION_COUNTS,
+    COUNT_BY_NAME,
+    COUNT_NAMES,
+    COUNTS,
+    TALLIED,
+)
 from inventory_app import fleet
-from inventory_app.models import NEVER_POLLED, Host, host_name_validator
+from inventory_app.models import NEVER_POLLED, NO_SOURCE, Host, host_name_validator
 
 from . import queries
 from .forms import HostRangeForm, RangeForm, default_range
 from .templatetags.dashboard_text import visible
 
 ATTACKERS_PER_PAGE = 100
+# The overview's host table: who, how it is polled, and today's headline counts.
+HOST_TABLE = ("pk", "name", "tags", "state", "last_success_at", "last_error", "polled_at", "sessions",
+              "accepted", "failed_attempts")  # fmt: skip
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PRESET_DAYS = (7, 14, 30, 90)
 
-# Scripts, styles and data only from this server: an injected tag could not run even if some
-# text escaped the templates. Charts get their data from JSON, never from inline scripts.
 # Colours of the busiest hosts' series (colour-blind-friendly), then grey for the others.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 OTHERS_COLOUR = "#bab0ac"
-OUTCOME_COLOURS = {
-    "sessions": "#4e79a7",
-    "accepted": "#59a14f",
-    "failed_sessions": "#e15759",
-    "failed_attempts": "#f28e2b",
-    "invalid_user_sessions": "#b07aa1",
-    "preauth_only": "#9c755f",
-}
-LABELS = {
-    "sessions": "Connections",
-    "accepted": "Accepted",
-    "failed_sessions": "Failed connections",
-    "failed_attempts": "Failed attempts",
-    "invalid_user_sessions": "Invalid user",
-    "preauth_only": "Pre-auth only",
-}
+# One colour per tallied count, in the contract's order (connections, accepted, failed attempts,
+# failed connections, invalid user, pre-auth only).
+OUTCOME_COLOURS = dict(
+    zip(TALLIED, ("#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#b07aa1", "#9c755f"), strict=True)
+)
 
 
 def dashboard_view(view):
@@ -139,8 +138,8 @@ def sparkline(values: list[int], width: int = 84, height: int = 20) -> str:
 def overview(request: HttpRequest) -> HttpResponse:
     since, until, error = valid_range(RangeForm(request.GET))
     today = timezone.localdate()
-    states = queries.host_states()
-    hosts = queries.host_table(today)
+    states = fleet.host_states()
+    hosts = list(fleet.hosts_with_day(today).values(*HOST_TABLE))
     trends = queries.host_trends(since, until)
     for row in hosts:
         values = trends[row["pk"]]
@@ -153,9 +152,10 @@ def overview(request: HttpRequest) -> HttpResponse:
         error,
         section="overview",
         today=today,
-        totals=queries.range_totals(since, until),
+        totals=fleet.range_totals(since, until),
         states=states,
         never_polled=states[NEVER_POLLED],
+        no_source=states[NO_SOURCE],
         busiest=queries.BUSIEST,
         hosts=hosts,
         trend_days=min(queries.TREND_DAYS, (until - since).days + 1),
@@ -176,6 +176,7 @@ def host_detail(request: HttpRequest, name: str) -> HttpResponse:
     # The tables show the chosen day, or else the whole range.
     first, last = (day, day) if day else (since, until)
     data = query_string(since=since, until=until)
+    totals = fleet.range_totals(since, until, host=host)
     context = range_context(
         since,
         until,
@@ -183,9 +184,10 @@ def host_detail(request: HttpRequest, name: str) -> HttpResponse:
         section="hosts",
         host=host,
         day=day,
-        totals=queries.host_totals(host, since, until),
-        sources=queries.host_top_sources(host, first, last),
-        users=queries.host_top_users(host, first, last),
+        totals=totals,
+        cards=[(count.label, totals[count.name]) for count in COUNTS if count.name in totals],
+        sources=fleet.add_user_names(first, last, fleet.top_sources(host, first, last), host=host),
+        users=fleet.top_users(host, first, last),
         outcomes_url=reverse("dashboard-data-host-outcomes", args=[host.name]) + data,
         day_link=request.path + query_string(since=since, until=until, day="__label__"),
         users_url=reverse("dashboard-data-host-users", args=[host.name])
@@ -210,8 +212,13 @@ def day_view(request: HttpRequest, day: str) -> HttpResponse:
         "hosts_url": reverse("dashboard-data-day-hosts", args=[parsed.isoformat()]),
         "previous": parsed - timedelta(days=1) if parsed > date.min else None,
         "next": parsed + timedelta(days=1) if parsed < date.max else None,
+        "counts": COUNTS,
         **fleet.fleet_day(parsed),
     }
+    # Each row's counts in the contract's order, for the table's columns.
+    for row in context["hosts"]:
+        row["counts"] = [row[name] for name in COUNT_NAMES]
+    context["total_counts"] = [context["totals"][name] for name in COUNT_NAMES]
     return page(request, "dashboard/day.html", context)
 
 
@@ -224,8 +231,12 @@ def attackers(request: HttpRequest) -> HttpResponse:
         number = 1
     offset = (number - 1) * ATTACKERS_PER_PAGE
     # One row more than a page says whether there is a next page, without counting them all.
-    rows = list(queries.attackers(since, until)[offset : offset + ATTACKERS_PER_PAGE + 1])
-    rows = queries.add_user_names(since, until, rows[:ATTACKERS_PER_PAGE]) + rows[ATTACKERS_PER_PAGE:]
+    rows = list(
+        fleet.addresses(since, until).order_by("-flagged", "-failed_attempts", "ip")[
+            offset : offset + ATTACKERS_PER_PAGE + 1
+        ]
+    )
+    rows = fleet.add_user_names(since, until, rows[:ATTACKERS_PER_PAGE]) + rows[ATTACKERS_PER_PAGE:]
     data = query_string(since=since, until=until)
     context = range_context(
         since,
@@ -264,7 +275,7 @@ def chart(labels: list, datasets: list[dict]) -> JsonResponse:
 def line(field: str, values: list[int], **options) -> dict:
     colour = OUTCOME_COLOURS[field]
     return {
-        "label": LABELS[field],
+        "label": COUNT_BY_NAME[field].label,
         "data": values,
         "borderColor": colour,
         "backgroundColor": colour,
@@ -316,8 +327,7 @@ def data_host_outcomes(request: HttpRequest, name: str) -> JsonResponse:
     if error:
         return error
     result = queries.host_series(host, params["since"], params["until"])
-    fields = ("sessions", "accepted", "failed_sessions", "invalid_user_sessions", "preauth_only")
-    datasets = [line(field, result[field]) for field in fields]
+    datasets = [line(field, result[field]) for field in CONNECTION_COUNTS]
     # Attempts outnumber connections: off until the legend turns it on.
     datasets.append(line("failed_attempts", result["failed_attempts"], hidden=True))
     return chart(result["days"], datasets)
@@ -333,10 +343,8 @@ def data_host_users(request: HttpRequest, name: str) -> JsonResponse:
     if error:
         return error
     day = params["day"]
-    rows = queries.host_top_users(host, day or params["since"], day or params["until"])
-    datasets = [
-        line(field, [row[field] for row in rows]) for field in ("sessions", "failed_attempts", "accepted")
-    ]
+    rows = fleet.top_users(host, day or params["since"], day or params["until"])
+    datasets = [line(field, [row[field] for row in rows]) for field in ADDRESS_COUNT_NAMES]
     # Drawn on a canvas, where no CSS isolates them: invisible characters are written out.
     return chart([visible(row["user"]) for row in rows], datasets)
 

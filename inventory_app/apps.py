@@ -10,6 +10,11 @@ class InventoryAppConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self) -> None:
+        from collector.retention import pruning
+
+        from .retention import prune_central
+
+        pruning.connect(prune_central, dispatch_uid="inventory_app.prune_central")
         if apps.is_installed("django_celery_beat"):
             post_migrate.connect(create_poll_schedule, sender=self)
 
@@ -22,8 +27,9 @@ def create_poll_schedule(sender, using: str, verbosity: int = 1, **kwargs) -> No
         kwargs.get("apps", apps).get_model("django_celery_beat", "PeriodicTask")
     except LookupError:
         return
-    from .schedule import ensure_poll_schedule
+    from .schedule import ensure_poll_schedule, ensure_prune_schedule
 
-    task, created = ensure_poll_schedule(using=using)
-    if created and verbosity >= 2:
-        print(f"Created the periodic task {task.name!r} ({task.interval}).")
+    for ensure in (ensure_poll_schedule, ensure_prune_schedule):
+        task, created = ensure(using=using)
+        if created and verbosity >= 2:
+            print(f"Created the periodic task {task.name!r} ({task.interval}).")

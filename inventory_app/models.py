@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import connections, models
 from django.utils import timezone
 
-from collector.sessions import DAY_FIELDS
+from collector.models import AddressCounts, CountsQuerySet, DayCounts
 
 # A host's state after its last poll: ok; stale when its agent answered but is not following its
 # logs (the counts are getting old); down when the poll failed (unreachable, timed out, refused,
@@ -18,10 +18,16 @@ OK = "ok"
 STALE = "stale"
 DOWN = "down"
 NEVER_POLLED = "never polled"
-STATES = [(OK, "ok"), (STALE, "stale"), (DOWN, "down"), (NEVER_POLLED, "never polled")]
-
-# The per-day counts an agent reports (its own definitions, in collector.sessions).
-COUNT_FIELDS = DAY_FIELDS
+# The agent answers but has no sshd log it can read (none exists, or its user may not read it):
+# its zeros mean nothing, and last_error says why.
+NO_SOURCE = "no log source"
+STATES = [
+    (OK, "ok"),
+    (STALE, "stale"),
+    (DOWN, "down"),
+    (NO_SOURCE, "no log source"),
+    (NEVER_POLLED, "never polled"),
+]
 
 host_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", "Use letters, digits, '.', '_' and '-' (a host name)."
@@ -91,17 +97,11 @@ class Host(models.Model):
         return f"{self.token[:4]}…" if len(self.token) > 8 else "…"
 
 
-class HostDay(models.Model):
+class HostDay(DayCounts):
     """One host's counts on one day as its agent last reported them (replaced, never added to)."""
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="days")
     day = models.DateField()
-    sessions = models.BigIntegerField(default=0)
-    accepted = models.BigIntegerField(default=0)
-    failed_attempts = models.BigIntegerField(default=0)
-    failed_sessions = models.BigIntegerField(default=0)
-    invalid_user_sessions = models.BigIntegerField(default=0)
-    preauth_only = models.BigIntegerField(default=0)
     unique_sources = models.BigIntegerField(default=0)
     # The agent's ten busiest user names of the day: [{user, sessions, failed_attempts, accepted}].
     top_users = models.JSONField(default=list)
@@ -116,7 +116,7 @@ class HostDay(models.Model):
         return timezone.now() - self.polled_at > timedelta(seconds=3 * interval_seconds)
 
 
-class HostSourceQuerySet(models.QuerySet):
+class HostSourceQuerySet(CountsQuerySet):
     # The columns polling writes, in the order of the tuples from db_rows().
     COLUMNS = ("host_id", "day", "ip", "sessions", "failed_attempts", "accepted", "users", "first_seen",
                "last_seen")  # fmt: skip
@@ -172,18 +172,11 @@ class HostSourceQuerySet(models.QuerySet):
                 cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
 
 
-class HostSource(models.Model):
+class HostSource(AddressCounts):
     """A source address seen by one host on one day."""
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="sources")
     day = models.DateField()
-    ip = models.CharField(max_length=255)
-    sessions = models.BigIntegerField(default=0)
-    failed_attempts = models.BigIntegerField(default=0)
-    accepted = models.BigIntegerField(default=0)
-    users = models.JSONField(default=list)
-    first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
 
     objects = HostSourceQuerySet.as_manager()
 

@@ -24,9 +24,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
+from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
+
 from . import answers
 from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
-from .models import DOWN, OK, STALE, Host, HostDay, HostSource
+from .models import DOWN, NO_SOURCE, OK, STALE, Host, HostDay, HostSource
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     unchanged = []
     for day, row in sorted(reported.items()):
         previous = stored.get(day)
-        if previous is not None and all(getattr(previous, f) == row[f] for f in answers.DAY_COUNTS):
+        if previous is not None and all(getattr(previous, f) == row[f] for f in COUNT_NAMES):
             unchanged.append(previous.pk)  # and so are its sources
             continue
         # Sources first: the day's counts, read after them, can only have grown past them.
@@ -171,7 +173,7 @@ def fetch_sources(agent: Agent, day: date) -> list[dict]:
     sources: dict[str, dict] = {}
     names_size = 0
     followed: set[str] = set()
-    page = agent.get(list_path, {"page_size": answers.MAX_PAGE_ROWS})
+    page = agent.get(list_path, {"page_size": MAX_PAGE_ROWS})
     # A page holds at least one row, so a list that keeps going past the row limit is refused
     # within limit + 1 pages; a link seen before is a loop, refused at once.
     while True:
@@ -226,7 +228,7 @@ def one_writer() -> Iterator[None]:
 
 def day_defaults(row: dict) -> dict:
     return {
-        **{f: row[f] for f in answers.DAY_COUNTS},
+        **{f: row[f] for f in COUNT_NAMES},
         "top_users": row["top_users"],
         "polled_at": timezone.now(),
     }
@@ -242,8 +244,13 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
     host.unknown_last_24h = health["unknown_last_24h"]
     host.last_event_at = health["last_event_at"]
     host.polled_through = polled_through
-    # Reachable, but its agent is not following its log: the numbers are getting old.
-    host.state = OK if health["following"] else STALE
+    if health.get("source_problem"):
+        # Reachable, but with no log to read: not an ok host with zeros.
+        host.state = NO_SOURCE
+        host.last_error = health["source_problem"][:300]
+    else:
+        # Reachable, but its agent is not following its log: the numbers are getting old.
+        host.state = OK if health["following"] else STALE
     # Only polling's own fields: an admin edit made while the poll ran must survive it.
     host.save(
         update_fields=[

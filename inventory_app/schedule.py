@@ -46,3 +46,30 @@ def ensure_poll_schedule(using: str = DEFAULT_DB_ALIAS) -> tuple[PeriodicTask, b
                 ),
             },
         )
+
+
+PRUNE_TASK_NAME = "Prune old detail"
+PRUNE_TASK = "inventory_app.prune_detail"
+
+
+def ensure_prune_schedule(using: str = DEFAULT_DB_ALIAS) -> tuple[PeriodicTask, bool]:
+    """Create the daily "Prune old detail" task if it is missing (never change an existing one)."""
+    with transaction.atomic(using=using):
+        existing = PeriodicTask.objects.using(using).filter(name=PRUNE_TASK_NAME).first()
+        if existing is not None:
+            return existing, False
+        interval = (
+            IntervalSchedule.objects.using(using)
+            .filter(every=1, period=IntervalSchedule.DAYS)
+            .order_by("pk")
+            .first()
+        ) or IntervalSchedule.objects.using(using).create(every=1, period=IntervalSchedule.DAYS)
+        return PeriodicTask.objects.using(using).get_or_create(
+            name=PRUNE_TASK_NAME,
+            defaults={
+                "task": PRUNE_TASK,
+                "interval": interval,
+                "description": "Deletes host sources and top users older than ALPHA_RETAIN_DETAIL_DAYS "
+                "(daily totals stay). Created by migrate; edit it here.",
+            },
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import group
 from django.conf import settings
+from django.utils import timezone
 
 from alphaproject.celery import app
+from collector.retention import prune
 
 from . import polling
 from .models import Host
@@ -26,3 +28,9 @@ def poll_all_hosts() -> int:
 def poll_host(host_id: int) -> str:
     # No retry here: a failure is recorded on the host and the next round polls it again.
     return polling.poll_host(host_id)
+
+
+@app.task(name="inventory_app.prune_detail", ignore_result=True)
+def prune_detail() -> dict[str, int]:
+    """Delete detail past ALPHA_RETAIN_DETAIL_DAYS (daily totals stay); run daily by beat."""
+    return prune(timezone.localdate(), settings.ALPHA_RETAIN_DETAIL_DAYS)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import grp
 import gzip
 import io
 import os
+import pwd
 
 from collector.parsing import MAX_LINE_LENGTH
 from collector.tailing import decode_lines, describe_os_error, find_by_inode, identify, open_log, read_chunks
@@ -58,9 +60,24 @@ def test_it_finds_a_rotated_file_by_its_inode(tmp_path):
     assert find_by_inode(str(tmp_path), st.st_dev, st.st_ino) == str(tmp_path / "auth.log.1")
 
 
-def test_it_names_the_group_a_user_needs():
-    message = describe_os_error("/var/log/auth.log", PermissionError(13, "Permission denied"))
-    assert message.startswith("Cannot read /var/log/auth.log: permission denied")
-    assert "group" in message or "root" in message
+def test_it_names_the_group_a_user_needs(tmp_path):
+    denied = PermissionError(13, "Permission denied")
+    # Readable by its group (Debian's auth.log: root:adm 640): join that group.
+    shared = tmp_path / "auth.log"
+    shared.write_text("x\n")
+    shared.chmod(0o640)
+    group = grp.getgrgid(shared.stat().st_gid).gr_name
+    message = describe_os_error(str(shared), denied)
+    assert message.startswith(f"Cannot read {shared}: permission denied")
+    if group != "root":
+        assert f"sudo usermod -aG {group} $USER" in message
+    # Readable by its owner only (600): no group helps, and joining root is never the advice.
+    private = tmp_path / "secure"
+    private.write_text("x\n")
+    private.chmod(0o600)
+    message = describe_os_error(str(private), denied)
+    owner = pwd.getpwuid(private.stat().st_uid).pw_name
+    assert f"only its owner '{owner}' may read it" in message
+    assert "usermod" not in message
     assert "\n" not in message
     assert describe_os_error("/nope", FileNotFoundError(2, "No such file")) == "/nope does not exist."

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -11,16 +11,15 @@ from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from collector.contract import COUNT_NAMES as COUNTS
 from dashboard import queries
-from inventory_app.answers import DAY_COUNTS as COUNTS
-from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
+from inventory_app.models import DOWN, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
+from inventory_app.tests.stored import DAY, SEEN, make_host, store_day, store_source
 
-DAY = date(2026, 3, 2)
 SINCE = DAY - timedelta(days=6)
 RANGE = {"since": SINCE.isoformat(), "until": DAY.isoformat()}
 HOSTILE = "<img src=x onerror=alert(1)>"
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
-SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
 PAGES = ["/", "/hosts/web1/", "/days/2026-03-02/", "/attackers/"]
@@ -32,23 +31,6 @@ DATA = [
     "/dashboard/data/attackers/",
 ]
 DAY_DATA = "/dashboard/data/days/2026-03-02/hosts/"
-
-
-def make_host(name: str, state: str = OK, **fields) -> Host:
-    return Host.objects.create(name=name, url=f"http://{name}.example:8001", token="t" * 20, state=state,
-                               **fields)  # fmt: skip
-
-
-def store_day(host: Host, day: date, base: int, top_users: list | None = None) -> HostDay:
-    counts = {name: base + i for i, name in enumerate(COUNTS)}
-    return HostDay.objects.create(host=host, day=day, top_users=top_users or [], **counts)
-
-
-def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int, day: date = DAY,
-                 users: list | None = None, seen: datetime = SEEN) -> HostSource:  # fmt: skip
-    return HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
-                                     accepted=accepted, users=users or ["root"], first_seen=seen,
-                                     last_seen=seen + timedelta(minutes=5))  # fmt: skip
 
 
 class DashboardTests(TestCase):
@@ -191,7 +173,9 @@ class DashboardTests(TestCase):
             self.assertEqual(totals[name], sum(getattr(d, name) for d in days), name)
         # Distinct over hosts and days: 203.0.113.1 (two hosts) and 198.51.100.7 count once.
         self.assertEqual(totals["distinct_sources"], 4)
-        self.assertEqual(response.context["states"], {OK: 1, STALE: 0, DOWN: 1, NEVER_POLLED: 1})
+        self.assertEqual(
+            response.context["states"], {OK: 1, STALE: 0, DOWN: 1, NO_SOURCE: 0, NEVER_POLLED: 1}
+        )
         self.assertContains(response, f'<span class="value">{totals["sessions"]}</span>')
         # The chart of the same range adds up to the same connections.
         data = self.get_json("/dashboard/data/connections/")

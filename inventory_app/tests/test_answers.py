@@ -205,6 +205,7 @@ class HealthTests(unittest.TestCase):
             {
                 "agent_version": "0.2.0",
                 "following": True,
+                "source_problem": None,
                 "unread_bytes": 15,
                 "malformed_lines": 3,
                 "unknown_last_24h": 0,

@@ -11,7 +11,7 @@ from django.test import TransactionTestCase
 from collector.tests.helpers import manage, popen_manage
 from inventory_app.models import NEVER_POLLED, OK, Host, HostDay
 
-from .hostile import ScriptedAgent
+from .agents import ScriptedAgent
 
 TOKEN = "command-token-0123456789"
 SHORT = {"ALPHA_POLL_CONNECT_TIMEOUT": "1", "ALPHA_POLL_READ_TIMEOUT": "1", "ALPHA_POLL_HEALTH_TIMEOUT": "1"}

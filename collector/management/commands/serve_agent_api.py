@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -41,8 +44,12 @@ class Command(BaseCommand):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise CommandError(f"The address to serve on must be HOST:PORT, not {bind!r} (ALPHA_AGENT_BIND).")
         self.stdout.write(f"Agent API on http://{bind}/api/v1/ (token: ALPHA_AGENT_TOKEN).")
+        # SIGTERM (systemd, run-agent.sh) and Ctrl-C end it quietly.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         try:
             serve(application, listen=bind, **SERVER)
+        except KeyboardInterrupt:
+            return
         except OSError as exc:
             raise CommandError(
                 f"Cannot serve on {bind} ({exc.strerror or exc}); set ALPHA_AGENT_BIND."

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from collector.agent import Agent, default_paths
+from collector.agent import Agent, default_paths, journal_problem
+from collector.locking import WriterLocked, writer_lock
+from collector.models import AgentState
 from collector.recording import ConcurrentWriter
 from collector.tailing import SourceError, open_log
 
@@ -31,6 +35,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Read the systemd journal (journalctl).",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Say in one line which log would be followed (or why none can be), then exit.",
+        )
 
     def handle(self, *args, **options) -> None:
         year = options["year"]
@@ -42,22 +51,35 @@ class Command(BaseCommand):
         if not paths and not options["journal"]:
             paths = default_paths()
         progress = (lambda text: self.stderr.write(text)) if options["once"] else None
+        started = time.monotonic()
         try:
             for path in paths:
                 # Say what is wrong with a path before touching the database.
                 open_log(path)[0].close()
-            agent = Agent(year=year, progress=progress)
-            if not paths:
-                agent.read_journal(
-                    follow=not options["once"],
-                    stat_interval=settings.ALPHA_STAT_INTERVAL,
-                )
-            elif options["once"]:
-                for path in paths:
-                    agent.read_file(path)
-            else:
-                agent.follow(paths, stat_interval=settings.ALPHA_STAT_INTERVAL)
-        except (SourceError, ConcurrentWriter) as exc:
+            problem = "" if paths else journal_problem(settings.ALPHA_JOURNALCTL)
+            if problem:
+                looked = " and ".join(settings.ALPHA_LOG_PATHS) or "no log file"
+                sentence = f"No sshd log to follow: {looked} do not exist, and {problem}."
+                record_source_problem(sentence)
+                raise CommandError(f"{sentence} Give a log file's path: watch_authlog /path/to/auth.log.")
+            what = ", ".join(paths) if paths else f"the systemd journal ({settings.ALPHA_JOURNALCTL})"
+            if options["check"]:
+                record_source_problem("")
+                self.stdout.write(f"The agent follows {what}.")
+                return
+            with writer_lock():
+                record_source_problem("")
+                agent = Agent(year=year, progress=progress)
+                if not options["once"]:
+                    self.stderr.write(f"Following {what}.")
+                if not paths:
+                    agent.read_journal(follow=not options["once"], stat_interval=settings.ALPHA_STAT_INTERVAL)
+                elif options["once"]:
+                    for path in paths:
+                        agent.read_file(path)
+                else:
+                    agent.follow(paths, stat_interval=settings.ALPHA_STAT_INTERVAL)
+        except (SourceError, ConcurrentWriter, WriterLocked) as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -71,6 +93,18 @@ class Command(BaseCommand):
             raise CommandError(
                 f"The database failed ({detail}); check DATABASE_URL and run 'python manage.py migrate'."
             ) from None
+        if options["once"]:
+            recorder = agent.recorder
+            days = ", ".join(sorted(recorder.days_touched)) or "none"
+            self.stdout.write(
+                f"Read {agent.lines_read:,} lines: {recorder.connections_added:,} connections, days touched: "
+                f"{days}; {time.monotonic() - started:.1f} s."
+            )
+
+
+def record_source_problem(sentence: str) -> None:
+    """Tell the agent API's health why there is nothing to follow (or that there is again)."""
+    AgentState.objects.update_or_create(pk=1, defaults={"source_problem": sentence})
 
 
 def disk_full(exc: DatabaseError) -> bool:

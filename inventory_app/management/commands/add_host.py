@@ -29,6 +29,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--ca-bundle", default="", help="CA bundle that signed the agent's certificate.")
         parser.add_argument("--disabled", action="store_true", help="Keep the host but do not poll it.")
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="Only add the host: an existing one is left exactly as it is (run-system.sh, re-runs).",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -45,6 +50,10 @@ class Command(BaseCommand):
 
         host = Host.objects.filter(name=options["name"]).first() or Host(name=options["name"])
         created = host.pk is None
+        if not created and options["if_missing"]:
+            # Admin edits (tags, enabled, even the URL) are the inventory's, not this script's.
+            self.stdout.write(f"Host {host.name} exists, left as it is.")
+            return
         before = (host.url, host.token, host.tags, host.verify_tls, host.ca_bundle, host.enabled)
         host.url = options["url"]
         host.token = token

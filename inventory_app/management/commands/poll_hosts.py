@@ -8,7 +8,10 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
 
+from collector.agent import PRUNE_EVERY
+from collector.retention import prune
 from inventory_app.polling import poll_round, round_deadline
 
 # After the database failed (restarted, unreachable), seconds before trying again.
@@ -32,8 +35,13 @@ class Command(BaseCommand):
         self.round = None
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        next_prune = 0.0
         while not self.stopping:
             started = time.monotonic()
+            if not options["once"] and started >= next_prune:
+                # What beat's daily "Prune old detail" does, for an installation without Celery.
+                next_prune = started + PRUNE_EVERY
+                self.prune()
             if not self.poll_once() and options["once"]:
                 raise CommandError("The round could not run: the database is unreachable (see the log).")
             if options["once"]:
@@ -67,6 +75,12 @@ class Command(BaseCommand):
         summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no enabled hosts"
         self.stdout.write(f"Polled in {time.monotonic() - started:.1f} s: {summary}.")
         return True
+
+    def prune(self) -> None:
+        try:
+            prune(timezone.localdate(), settings.ALPHA_RETAIN_DETAIL_DAYS)
+        except DatabaseError as exc:
+            self.stderr.write(f"Pruning skipped, the database failed: {str(exc).strip()[:200]}")
 
     def wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -1,0 +1,14 @@
+"""The central server's part of `manage.py prune`: host sources and top users older than the
+detail window go, the host days' counts stay (collector.retention sends `pruning`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from .models import HostDay, HostSource
+
+
+def prune_central(sender, before: date, **kwargs) -> dict[str, int]:
+    sources = HostSource.objects.filter(day__lt=before).delete()[0]
+    users = HostDay.objects.filter(day__lt=before).exclude(top_users=[]).update(top_users=[])
+    return {"host sources": sources, "host days' top users": users}
