@@ -41,6 +41,6 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         "<p>Behind a TLS reverse proxy, the proxy must pass the original <code>Host</code> and send "
         "<code>X-Forwarded-Proto: https</code>, and Alpha needs <code>ALPHA_BEHIND_PROXY=1</code> "
         "(and the site's address in <code>CSRF_TRUSTED_ORIGINS</code> if the proxy changes the host); "
-        'see the README, "Behind a reverse proxy". Otherwise reload the form and try again.</p>',
+        'see docs/deploy.md, "TLS in front of both APIs". Otherwise reload the form and try again.</p>',
         content_type="text/html; charset=utf-8",
     )

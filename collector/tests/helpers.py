@@ -85,13 +85,16 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-def manage(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
-    """Run manage.py in a subprocess against the test database."""
+def manage(
+    *args: str, check: bool = False, env_extra: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run manage.py in a subprocess against the test database (`env_extra` on top)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "SECRET_KEY": "test",
         "TIME_ZONE": settings.TIME_ZONE,
+        **(env_extra or {}),
     }
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],

@@ -240,3 +240,84 @@ class FullDiskTests(TestCase):
                     cursor.execute("PRAGMA max_page_count = 1073741823")
         self.assertFalse(DailyCount.objects.exists())  # nothing half-written
         self.assertFalse(LogSource.objects.filter(offset__gt=0).exists())
+
+
+class OneWriterTests(TransactionTestCase):
+    """A second watch_authlog on a database a running one owns refuses at once, naming it; the
+    running one keeps going."""
+
+    def test_a_second_agent_refuses_and_the_first_keeps_counting(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, scanner(START, 100, "203.0.113.1"), mode="w")
+            follower = popen_manage("watch_authlog", path, env={"ALPHA_STAT_INTERVAL": "1"})
+            self.addCleanup(lambda: follower.poll() is None and follower.kill())
+            wait_for_sessions(self, 1)
+            for args in (["watch_authlog", path, "--once"], ["watch_authlog", path]):
+                started = time.monotonic()
+                second = manage(*args)
+                self.assertEqual(second.returncode, 1, args)
+                self.assertLess(time.monotonic() - started, 15, args)
+                self.assertIn(f"Another watch_authlog (pid {follower.pid}) is writing to", second.stderr)
+                self.assertEqual(len(second.stderr.strip().splitlines()), 1, second.stderr)
+            # The first agent never noticed: it counts what is appended next.
+            write(path, scanner(START, 101, "203.0.113.2"))
+            wait_for_sessions(self, 2)
+            self.assertIsNone(follower.poll())
+            follower.send_signal(signal.SIGTERM)
+            self.assertEqual(follower.wait(timeout=20), 0)
+
+
+class SettingErrorTests(TestCase):
+    """A bad setting is one line naming the variable and a non-zero exit, in every command."""
+
+    def test_every_command_names_the_bad_variable_in_one_line(self):
+        cases = {
+            "LOG_LEVEL": ("LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'."),
+            "TIME_ZONE": ("Mars/Olympus", "TIME_ZONE 'Mars/Olympus' is not a known time zone."),
+            "DATABASE_URL": (
+                "sqlite:////nonexistent/dir/x.sqlite3",
+                "DATABASE_URL: the folder /nonexistent/dir",
+            ),
+            "ALPHA_POLL_BUDGET": (
+                "400",
+                "ALPHA_POLL_BUDGET (400 s) must be at most half of ALPHA_POLL_LEASE",
+            ),
+            "ALPHA_STAT_INTERVAL": ("soon", "ALPHA_STAT_INTERVAL must be a whole number, not 'soon'."),
+        }
+        for variable, (value, message) in cases.items():
+            for command in (
+                ["migrate"],
+                ["login_counts"],
+                ["watch_authlog", "--once", "/var/log/x"],
+                ["poll_hosts", "--once"],
+            ):
+                with self.subTest(variable=variable, command=command[0]):
+                    done = manage(*command, env_extra={variable: value})
+                    self.assertEqual(done.returncode, 2, done.stderr)
+                    self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+                    self.assertIn(message, done.stderr)
+        self.assertFalse(os.path.exists("/nonexistent/dir"))  # a typo makes no folder
+
+    def test_an_unreachable_database_is_one_line_too(self):
+        done = manage("migrate", env_extra={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+        self.assertEqual(done.returncode, 1)
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+        self.assertIn("The database failed (", done.stderr)
+        self.assertIn("check DATABASE_URL", done.stderr)
+
+
+class OnceSummaryTests(TransactionTestCase):
+    def test_it_ends_with_a_one_line_summary(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(
+                path,
+                brute_force(START, 100, "203.0.113.1", "admin") + scanner(START, 101, "203.0.113.2"),
+                mode="w",
+            )
+            done = manage("watch_authlog", "--once", path)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertRegex(
+            done.stdout, r"^Read 10 lines: 2 connections, days touched: 2026-03-02; \d+\.\d s\.\n$"
+        )

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
+import tempfile
 import time
 import tracemalloc
 from dataclasses import replace
@@ -9,6 +12,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
@@ -17,7 +21,7 @@ from collector.models import AgentState, DailyCount, DailySource
 from collector.tests.helpers import write_log
 from collector.tests.logs import brute_force, scanner, today_lines
 from inventory_app import polling
-from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
+from inventory_app.models import DOWN, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay, HostSource
 
 from .agents import (
     HEALTH,
@@ -87,6 +91,29 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.host.refresh_from_db()
         self.assertEqual((self.host.last_error, self.host.consecutive_failures), ("", 0))
         self.assertEqual(HostDay.objects.count(), DailyCount.objects.count())  # still stored
+
+    def test_it_shows_a_host_without_a_readable_log_in_a_state_of_its_own(self):
+        # watch_authlog found nothing to follow and said why: the host is not an ok host with zeros.
+        with (
+            tempfile.TemporaryDirectory() as empty,
+            override_settings(
+                ALPHA_LOG_PATHS=[f"{empty}/auth.log"], ALPHA_JOURNALCTL=f"journalctl --directory={empty}"
+            ),
+            self.assertRaises(CommandError),
+        ):
+            call_command("watch_authlog")
+        self.assertEqual(polling.poll_host(self.host.pk), NO_SOURCE)
+        self.host.refresh_from_db()
+        self.assertIn("No sshd log to follow:", self.host.last_error)
+        self.assertIn("no journal files were found", self.host.last_error)
+        # Given a log, it follows again, and the host is ok again.
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            with open(path, "w") as f:
+                f.write("")
+            call_command("watch_authlog", path, check=True, stdout=io.StringIO())
+        AgentState.objects.update(heartbeat_at=timezone.now())
+        self.assertEqual(polling.poll_host(self.host.pk), OK)
 
     def test_it_stores_nothing_twice_and_replaces_a_revised_day(self):
         polling.poll_host(self.host.pk)
