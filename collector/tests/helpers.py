@@ -102,7 +102,9 @@ def manage(
     )  # fmt: skip
 
 
-def popen_manage(*args: str, env: dict | None = None) -> subprocess.Popen:
+def popen_manage(*args: str, env: dict | None = None, session: bool = False) -> subprocess.Popen:
+    """manage.py in a subprocess against the test database; `session`: in a process group of
+    its own, so that a signal to the group is what Ctrl-C in a terminal sends."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -112,7 +114,7 @@ def popen_manage(*args: str, env: dict | None = None) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=session,
     )  # fmt: skip
 
 

@@ -165,6 +165,27 @@ class JournalFollowTests(TransactionTestCase):
             _, stderr = agent.communicate(timeout=30)
         self.assertEqual(agent.returncode, 0, stderr)
 
+    def test_ctrl_c_stops_it_quietly(self):
+        # Ctrl-C reaches the whole process group, journalctl included: no "journalctl failed".
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "quiet.journal")
+        append_journal(path, [export_entry(int(time.time() * 1e6), 100, "session opened", ident="cron")])
+        agent = popen_manage(
+            "watch_authlog", "--journal", session=True,
+            env={"ALPHA_JOURNALCTL": f"journalctl --file={path}", "ALPHA_STAT_INTERVAL": "1"},
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not AgentState.objects.filter(heartbeat_at__isnull=False).exists():
+            self.assertLess(time.monotonic(), deadline, "the agent did not start following")
+            time.sleep(0.2)
+        os.killpg(agent.pid, signal.SIGINT)
+        _, stderr = agent.communicate(timeout=30)
+        self.assertEqual(agent.returncode, 0, stderr)
+        self.assertEqual(
+            stderr.strip().splitlines(), [f"Following the systemd journal (journalctl --file={path})."]
+        )
+
     def test_it_says_it_is_following_while_the_journal_stays_quiet(self):
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)

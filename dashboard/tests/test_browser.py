@@ -152,6 +152,8 @@ def add_source(host: Host, day: date, ip: str, sessions: int, failed: int, accep
 # Hashing a password the fast way: the tests log in through the form once each.
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
 class DashboardBrowserTests(LiveServerTestCase):
+    fleet = staticmethod(make_fleet)
+
     """Plain LiveServerTestCase, not StaticLiveServerTestCase: static files come from whitenoise,
     as in production (alphaproject.test lets it find them in the apps)."""
 
@@ -164,7 +166,7 @@ class DashboardBrowserTests(LiveServerTestCase):
                 self.fail(f"{reason}; CI needs both.")
             self.skipTest(f"{reason} (CI would fail).")
         self.today = timezone.localdate()
-        self.hosts = make_fleet(self.today)
+        self.hosts = self.fleet(self.today)
         User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
         # Playwright's sync API keeps an asyncio loop running in this thread while it is started,
         # and Django refuses ORM calls under a running loop (SynchronousOnlyOperation). So the
@@ -261,7 +263,7 @@ class DashboardBrowserTests(LiveServerTestCase):
             "day": f"/days/{self.today.isoformat()}/",
             "attackers": "/attackers/",
         }
-        for name, path in pages.items():
+        for path in pages.values():
             self.assertGreater(self.visit(page, path), 0, f"{path} has no canvas.chart")
             # Each chart's endpoint answers the shape Chart.js takes.
             for url in page.locator("canvas.chart").evaluate_all("cs => cs.map(c => c.dataset.url)"):
@@ -272,7 +274,6 @@ class DashboardBrowserTests(LiveServerTestCase):
             for href in ("/", f"/days/{self.today.isoformat()}/", "/attackers/", "/admin/"):
                 self.assertGreater(nav.locator(f'a[href="{href}"]').count(), 0, f"{path}: nav lacks {href}")
             self.assertEqual(page.locator("main#content").count(), 1, path)
-            self.screenshot(page, name)
         self.assertEqual(self.problems, [])
 
     def test_it_shows_a_hostile_user_name_as_text(self):
@@ -375,7 +376,6 @@ class DashboardBrowserTests(LiveServerTestCase):
             "() => [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]"
         )
         self.assertLessEqual(max(widths[:2]), widths[2], widths)
-        self.screenshot(page, "overview-phone")
 
 
 def sort_key(text: str) -> tuple:
@@ -384,3 +384,59 @@ def sort_key(text: str) -> tuple:
         return (0, float(text.replace(",", "").replace("\u202f", "").replace(" ", "")), "")
     except ValueError:
         return (1, 0.0, text.casefold())
+
+
+DEMO_TOKEN = "demo-browser-token-0123456789"
+
+
+@override_settings(
+    PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    ALPHA_AGENT_TOKEN=DEMO_TOKEN,
+    ALPHA_POLL_READ_TIMEOUT=10.0,
+)
+class DemoBrowserTests(DashboardBrowserTests):
+    """The pages with run-system.sh's demo host, as a new user first sees them: the demo log read
+    by the real agent, served by its API on the live server and polled. The README's screenshots
+    come from here (ALPHA_SCREENSHOTS=docs/screenshots)."""
+
+    def fleet(self, today: date) -> dict[str, Host]:
+        from collector.demo import DemoLog
+        from collector.tests.helpers import write_log
+        from inventory_app import polling
+
+        write_log(DemoLog().history(timezone.now(), 14))
+        demo = Host.objects.create(name="demo", url=self.live_server_url, token=DEMO_TOKEN, tags="demo")
+        assert polling.poll_host(demo.pk) == OK, Host.objects.get(pk=demo.pk).last_error
+        return {"demo": demo}
+
+    def test_it_shows_the_demo_host_labelled_on_every_page(self):
+        page = self.log_in()
+        pages = {"overview": "/", "host": "/hosts/demo/", "day": f"/days/{self.today.isoformat()}/",
+                 "attackers": "/attackers/"}  # fmt: skip
+        for name, path in pages.items():
+            self.assertGreater(self.visit(page, path), 0, path)
+            if name != "attackers":
+                self.assertGreater(page.get_by_text("demo data", exact=True).count(), 0, path)
+            self.screenshot(page, name)
+        # The address that failed four passwords and then got in is flagged.
+        self.visit(page, "/attackers/")
+        self.assertEqual(
+            page.locator("main#content tr[data-flagged]")
+            .filter(has_text="198.51.100.77")
+            .first.get_attribute("data-flagged"),
+            "true",
+        )
+        phone = self.log_in(PHONE)
+        self.visit(phone, "/")
+        self.screenshot(phone, "overview-phone")
+        self.assertEqual(self.problems, [])
+
+    # The synthetic fleet's own tests do not apply to the demo host alone.
+    test_it_draws_every_chart_of_every_page = None
+    test_it_shows_a_hostile_user_name_as_text = None
+    test_it_links_each_host_of_the_overview_to_its_page = None
+    test_it_lists_flagged_attackers_first = None
+    test_it_sorts_the_day_table_by_a_clicked_header = None
+    test_it_fits_the_overview_on_a_phone = None
+    test_the_admin_the_browsable_api_and_swagger_ui_work_under_the_content_security_policy = None
+    test_it_sends_anonymous_visitors_to_the_login_page = None
