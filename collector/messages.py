@@ -20,44 +20,25 @@ ATTACH = "attach"  # belongs to a known connection if there is one, never opens 
 SUCCESS = "success"
 FAILURE = "failure"
 
+# Each kind's phase, and the outcome of the kinds that have one.
+PHASES = {
+    OPEN: ("accepted", "failed", "invalid_user", "userauth_request_invalid", "pam_auth_failure",
+           "pam_user_unknown", "not_allowed", "root_refused", "connection_from"),
+    PRE: ("pam_more_failures", "max_auth_attempts", "too_many_auth_failures", "received_disconnect",
+          "disconnected", "connection_closed", "connection_reset", "no_identification", "kex_error",
+          "banner_error", "bad_protocol", "unable_to_negotiate", "timeout", "reverse_mapping",
+          "refused_connect"),
+    POST: ("received_disconnect_user", "disconnected_user", "connection_closed_postauth",
+           "session_opened", "session_closed", "subsystem"),
+    LISTENER: ("server_listening", "received_signal", "received_sighup"),
+    ATTACH: ("info", "unknown", "repeat"),
+}  # fmt: skip
+OUTCOMES = {"accepted": SUCCESS, **dict.fromkeys(
+    ("failed", "invalid_user", "pam_auth_failure", "not_allowed", "root_refused", "pam_more_failures",
+     "max_auth_attempts", "too_many_auth_failures"), FAILURE)}  # fmt: skip
 # kind -> (phase, outcome)
 KINDS: dict[str, tuple[str, str | None]] = {
-    "accepted": (OPEN, SUCCESS),
-    "failed": (OPEN, FAILURE),
-    "invalid_user": (OPEN, FAILURE),
-    "userauth_request_invalid": (OPEN, None),
-    "pam_auth_failure": (OPEN, FAILURE),
-    "pam_user_unknown": (OPEN, None),
-    "not_allowed": (OPEN, FAILURE),
-    "root_refused": (OPEN, FAILURE),
-    "connection_from": (OPEN, None),
-    "pam_more_failures": (PRE, FAILURE),
-    "max_auth_attempts": (PRE, FAILURE),
-    "too_many_auth_failures": (PRE, FAILURE),
-    "received_disconnect": (PRE, None),
-    "disconnected": (PRE, None),
-    "connection_closed": (PRE, None),
-    "connection_reset": (PRE, None),
-    "no_identification": (PRE, None),
-    "kex_error": (PRE, None),
-    "banner_error": (PRE, None),
-    "bad_protocol": (PRE, None),
-    "unable_to_negotiate": (PRE, None),
-    "timeout": (PRE, None),
-    "reverse_mapping": (PRE, None),
-    "refused_connect": (PRE, None),
-    "received_disconnect_user": (POST, None),
-    "disconnected_user": (POST, None),
-    "connection_closed_postauth": (POST, None),
-    "session_opened": (POST, None),
-    "session_closed": (POST, None),
-    "subsystem": (POST, None),
-    "server_listening": (LISTENER, None),
-    "received_signal": (LISTENER, None),
-    "received_sighup": (LISTENER, None),
-    "info": (ATTACH, None),
-    "unknown": (ATTACH, None),
-    "repeat": (ATTACH, None),
+    kind: (phase, OUTCOMES.get(kind)) for phase, kinds in PHASES.items() for kind in kinds
 }
 
 
@@ -147,34 +128,14 @@ LAST_REPEATED = re.compile(r"last message repeated (?P<n>\d+) times?$")
 
 # Known lines that change no count: written by sshd around a connection, at INFO or VERBOSE.
 INFO_PREFIXES = (
-    "Postponed ",
-    "Starting session:",
-    "Close session:",
-    "Transferred:",
-    "User child is on pid",
-    "Accepted key ",
-    "Accepted certificate ",
-    "Changed root directory",
-    "pam_succeed_if(sshd:auth):",
-    "PAM service(sshd) ignoring max retries",
-    "pam_unix(sshd:account):",
-    "pam_systemd(sshd:session):",
-    "Disconnecting: ",
-    "Disconnecting ",
-    "debug1:",
-    "Failed to release session",
-    "Exiting on signal",
-    "error: Bind to port",
-    "error: Could not load host key",
-    "Server terminated",
-    "Received request to connect to",
-    "Set /proc/self/oom_score_adj",
-    "rexec line",
-    "Nasty PTR record",
-    "Authentication refused:",
-    "userauth_pubkey:",
-    "SSH: Server;",
-)
+    "Postponed ", "Starting session:", "Close session:", "Transferred:", "User child is on pid",
+    "Accepted key ", "Accepted certificate ", "Changed root directory", "pam_succeed_if(sshd:auth):",
+    "PAM service(sshd) ignoring max retries", "pam_unix(sshd:account):", "pam_systemd(sshd:session):",
+    "Disconnecting: ", "Disconnecting ", "debug1:", "Failed to release session", "Exiting on signal",
+    "error: Bind to port", "error: Could not load host key", "Server terminated",
+    "Received request to connect to", "Set /proc/self/oom_score_adj", "rexec line", "Nasty PTR record",
+    "Authentication refused:", "userauth_pubkey:", "SSH: Server;",
+)  # fmt: skip
 
 KEX_MARKERS = (
     "kex_exchange_identification",

@@ -195,3 +195,50 @@ class RunSystemTests(SimpleTestCase):
         self.assertEqual((tags, enabled), (",edited,", 0))
         self.assertEqual(self.ctrl_c(), 0)
         self.assertEqual(processes_in(self.folder), [])
+
+
+class RunAgentTests(SimpleTestCase):
+    def test_kill_stops_both_processes_and_the_api_answers_only_this_machines_names(self):
+        folder = Path(tempfile.mkdtemp(prefix="alpha-run-agent-"))
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        copy = fresh_copy(folder)
+        log = folder / "auth.log"
+        log.write_text("")
+        port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ALPHA_", "DJANGO_", "DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS"))
+        }
+        env.update(ALPHA_AGENT_BIND=f"127.0.0.1:{port}", TIME_ZONE="UTC")
+        with open(folder / "run-agent.out", "w") as out:
+            agent = subprocess.Popen(["scripts/run-agent.sh", str(log)], cwd=copy, env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.addCleanup(lambda: agent.poll() is None and os.killpg(agent.pid, signal.SIGKILL))
+        token = None
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            env_file = copy / "data" / "alpha.env"
+            if token is None and env_file.exists():
+                token = dict(line.split("=", 1) for line in env_file.read_text().split())["ALPHA_AGENT_TOKEN"]
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2,
+                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                if answer.status_code == 200 and answer.json()["following"]:
+                    break
+            except requests.RequestException:
+                pass
+            self.assertIsNone(agent.poll(), (folder / "run-agent.out").read_text())
+            self.assertLess(time.monotonic(), deadline, (folder / "run-agent.out").read_text())
+            time.sleep(0.5)
+        # Not ALLOWED_HOSTS=*: a name this machine does not have is refused.
+        refused = requests.get(f"http://127.0.0.1:{port}/api/v1/health/", timeout=5,
+                               headers={"Authorization": f"Bearer {token}", "Host": "evil.example"})  # fmt: skip
+        self.assertEqual(refused.status_code, 400)
+        # `kill` of the script (SIGTERM to it alone) leaves no follower behind.
+        os.kill(agent.pid, signal.SIGTERM)
+        agent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while processes_in(folder) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(processes_in(folder), [])
