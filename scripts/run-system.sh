@@ -47,17 +47,20 @@ port_free() {
     "$py" - "$1" <<'EOF'
 import socket, sys
 host, _, port = sys.argv[1].rpartition(":")
-with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as s:
+host = host.strip("[]")
+if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    sys.exit("not an address like 127.0.0.1:8000")
+with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
     # As servers bind: a port with only connections closing (TIME_WAIT) is free.
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind((host.strip("[]"), int(port)))
+        s.bind((host, int(port)))
     except OSError as exc:
-        sys.exit(f"{exc.strerror}")
+        sys.exit(exc.strerror or str(exc))
 EOF
 }
 if ! reason=$(port_free "$bind" 2>&1); then
-    echo "Cannot serve on $bind ($reason): set ALPHA_BIND to a free address, e.g. ALPHA_BIND=127.0.0.1:8080." >&2
+    echo "ALPHA_BIND: cannot serve on $bind ($reason); set it to a free address, e.g. ALPHA_BIND=127.0.0.1:8080." >&2
     exit 1
 fi
 
@@ -82,7 +85,7 @@ if [ "$demo" = auto ]; then
     demo=$([ "$local_agent" = no ] && echo yes || echo no)
 fi
 if [ "$demo" = yes ] && ! reason=$(port_free "$demo_bind" 2>&1); then
-    echo "Cannot serve the demo agent on $demo_bind ($reason): set ALPHA_DEMO_BIND, or run with --no-demo." >&2
+    echo "ALPHA_DEMO_BIND: cannot serve the demo agent on $demo_bind ($reason); set it, or run with --no-demo." >&2
     exit 1
 fi
 
