@@ -61,20 +61,24 @@ def _file_lock(database: str) -> Iterator[None]:
 def _advisory_lock() -> Iterator[None]:
     # Its own connection: Django may close and reopen the agent's (CONN_MAX_AGE, health checks),
     # which would drop a session lock without a word.
-    raw = connection.get_new_connection(connection.get_connection_params())
+    params = connection.get_connection_params()
+    # What a second agent reads in pg_stat_activity to say who holds the database.
+    params["application_name"] = f"alpha watch_authlog pid {os.getpid()}"
+    raw = connection.get_new_connection(params)
     try:
         raw.autocommit = True
         with raw.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
             if not cursor.fetchone()[0]:
                 cursor.execute(
-                    "SELECT a.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                     "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
                     "AND l.classid = %s AND l.objid = %s LIMIT 1",
                     [ADVISORY_KEY >> 32, ADVISORY_KEY & 0xFFFFFFFF],
                 )
                 row = cursor.fetchone()
-                holder = f"backend pid {row[0]}, from {row[1] or 'a local socket'}" if row else "unknown"
+                name = row[0].removeprefix("alpha watch_authlog ") if row and row[0] else "unknown pid"
+                holder = f"{name}, from {row[1] or 'a local socket'}" if row else "unknown"
                 raise WriterLocked(
                     f"Another watch_authlog ({holder}) is writing to database "
                     f"{connection.settings_dict['NAME']}: stop it first, or give this one another DATABASE_URL."
