@@ -43,7 +43,12 @@ COUNTS = (
         "Pre-auth only",
         "Connections with no Accepted, Failed or invalid-user line (scanners).",
     ),
-    Count("unique_sources", "Unique sources", "Distinct source addresses of those connections.", "addresses"),
+    Count(
+        "unique_sources",
+        "Unique sources",
+        "Distinct source addresses of those connections (host names are listed, not counted).",
+        "addresses",
+    ),
 )
 COUNT_NAMES = tuple(count.name for count in COUNTS)
 # What the connection tracker adds up (unique_sources is the number of the day's address rows).
@@ -69,6 +74,19 @@ PAGE_ROWS = 500  # source rows per page, unless page_size says otherwise
 MAX_PAGE_ROWS = 1000
 RANGE_DAYS = 30  # days in a range without `since`
 MAX_RANGE_DAYS = 400
+
+
+# Digits and dots: an IPv4 address as sshd writes it (an IPv6 one always has a colon).
+IPV4_CHARS = "0123456789."
+
+
+def is_address(source: str) -> bool:
+    """Whether a source as sshd or PAM wrote it is an address rather than a host name. sshd writes
+    addresses; a name (PAM's rhost under UseDNS yes, "UNKNOWN") is chosen by whoever controls the
+    PTR record, so it is listed as a name and never counted as an address. sshd refuses PTR names
+    that look numeric, so a name always has a character an address does not. The same test in SQL:
+    models.CountsQuerySet.addresses()."""
+    return ":" in source or (source != "" and source.strip(IPV4_CHARS) == "")
 
 
 class RangeError(ValueError):

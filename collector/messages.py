@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import re
 
+from .contract import is_address
+
 # Phases decide what a line means for connection accounting (see sessions.py):
 OPEN = "open"  # starts authenticating: opens a connection, even on a PID whose connection ended
 PRE = "pre"  # pre-auth line: opens a connection only on a PID not seen recently
 POST = "post"  # only ever written after login (post-auth child, session lines): never opens one
 LISTENER = "listener"  # the listening daemon itself: never a connection
+# The listener refusing or penalising an address (OpenSSH 9.8+ PerSourcePenalties, MaxStartups):
+# the address joins the day's sources, but no connection is counted (it never got a process).
+REFUSED = "refused"
 ATTACH = "attach"  # belongs to a known connection if there is one, never opens one
 
 SUCCESS = "success"
@@ -31,6 +36,7 @@ PHASES = {
     POST: ("received_disconnect_user", "disconnected_user", "connection_closed_postauth",
            "session_opened", "session_closed", "subsystem"),
     LISTENER: ("server_listening", "received_signal", "received_sighup"),
+    REFUSED: ("penalised", "dropped"),
     ATTACH: ("info", "unknown", "repeat"),
 }  # fmt: skip
 OUTCOMES = {"accepted": SUCCESS, **dict.fromkeys(
@@ -59,7 +65,7 @@ FAILED = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<
 INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
 USERAUTH_REQUEST_INVALID = re.compile(r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$")
 PAM_AUTH_FAILURE = re.compile(
-    rf"pam_unix\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* "
+    rf"pam_(?:unix|sss)\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* "
     rf"ruser=\S* rhost=(?P<ip>{ADDRESS})?(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?$"
 )
 PAM_MORE_FAILURES = re.compile(
@@ -89,6 +95,14 @@ CONNECTION_CLOSED = re.compile(
     rf"Connection (?P<what>closed|reset) by (?:(?:(?P<who>invalid|authenticating) user (?P<user>.*) )?"
     rf"{IP} port (?P<port>\d+)|(?P<ip_only>{ADDRESS}))(?P<pre> \[preauth\])?$"
 )
+# OpenSSH 9.8+: "srclimit_penalise: ipv4: new 198.51.100.7/32 deferred penalty of 30 seconds for
+# penalty: failed authentication" (later releases write "30.000 seconds"), and the listener's
+# "drop connection #0 from [198.51.100.7]:51312 on [192.0.2.1]:22 penalty: exceeded LoginGraceTime".
+PENALISED = re.compile(
+    rf"srclimit_penalise: (?:ipv[46]: new (?P<net>{ADDRESS})/(?P<bits>\d+) (?:active|deferred) penalty"
+    rf"|(?P<net2>{ADDRESS})/(?P<bits2>\d+): activating ipv[46] penalty)"
+)
+DROPPED = re.compile(rf"drop connection #\d+ from \[{IP}\]:(?P<port>\d+) on \[")
 SOCKET_RESET = re.compile(r"(?:fatal: )?Read from socket failed: Connection reset by peer")
 CONNECTION_FROM = re.compile(rf"Connection from {IP}(?: port (?P<port>\d+))?(?: on |$)")
 NO_IDENTIFICATION = re.compile(rf"Did not receive identification string from {IP}(?: port (?P<port>\d+))?")
@@ -135,6 +149,11 @@ INFO_PREFIXES = (
     "error: Bind to port", "error: Could not load host key", "Server terminated",
     "Received request to connect to", "Set /proc/self/oom_score_adj", "rexec line", "Nasty PTR record",
     "Authentication refused:", "userauth_pubkey:", "SSH: Server;",
+    # Debian 12's PAM; SSSD/FreeIPA's PAM module besides its failure line; the monitor's reaping of
+    # a pre-auth child; a malformed key sent by a client; the rest of PerSourcePenalties' lines.
+    "pam_env(sshd:session):", "pam_env(sshd:setcred):", "pam_sss(sshd:", "mm_reap: ",
+    "error: key_from_blob:", "srclimit_penalise: ", "PerSourcePenalties logging rate-limited",
+    "Maxstartups logging rate-limited",
 )  # fmt: skip
 
 KEX_MARKERS = (
@@ -236,6 +255,15 @@ _bad = _matcher(BAD_PROTOCOL, "bad_protocol")
 _unable = _matcher(UNABLE_TO_NEGOTIATE, "unable_to_negotiate")
 _timeout = _matcher(TIMEOUT, "timeout")
 _connection_from = _matcher(CONNECTION_FROM, "connection_from")
+_dropped = _matcher(DROPPED, "dropped")
+
+
+def _rhost(value: str | None) -> dict:
+    """PAM's rhost: an address, or the host name sshd resolved (UseDNS yes), which only names the
+    source where sshd itself never writes the address (see sessions.py)."""
+    if not value:
+        return {}
+    return {"source_ip": value} if is_address(value) else {"source_name": value}
 
 
 def _pam_unix(msg: str) -> dict | None:
@@ -243,7 +271,7 @@ def _pam_unix(msg: str) -> dict | None:
         return {"kind": "pam_user_unknown", "invalid_user": True}
     m = PAM_AUTH_FAILURE.match(msg)
     if m:
-        return {"kind": "pam_auth_failure", "user": m["user"] or None, "source_ip": m["ip"] or None}
+        return {"kind": "pam_auth_failure", "user": m["user"] or None, **_rhost(m["ip"])}
     m = PAM_SESSION.match(msg)
     if m:
         user = m["user"]
@@ -255,10 +283,16 @@ def _pam_unix(msg: str) -> dict | None:
     return None
 
 
+def _pam_sss(msg: str) -> dict | None:
+    # SSSD/FreeIPA hosts: the same failure line as pam_unix's; its other lines are info.
+    m = PAM_AUTH_FAILURE.match(msg)
+    return {"kind": "pam_auth_failure", "user": m["user"] or None, **_rhost(m["ip"])} if m else None
+
+
 def _pam(msg: str) -> dict | None:
     m = PAM_MORE_FAILURES.match(msg)
     if m:
-        return {"kind": "pam_more_failures", "user": m["user"] or None, "source_ip": m["ip"] or None}
+        return {"kind": "pam_more_failures", "user": m["user"] or None, **_rhost(m["ip"])}
     return None
 
 
@@ -303,6 +337,12 @@ def _error_kex(msg: str) -> dict | None:
     return _kex(msg) if msg.startswith(KEX_MARKERS, 7) else None  # after "error: "
 
 
+def _incomplete(msg: str) -> dict | None:
+    # "fatal: ssh_packet_get_string: incomplete message [preauth]": the client sent a broken
+    # packet and the pre-auth process ends.
+    return {"kind": "kex_error"} if msg.startswith("fatal: ssh_packet_get_string: ") else None
+
+
 def _socket_reset(msg: str) -> dict | None:
     return {"kind": "connection_reset"} if SOCKET_RESET.match(msg) else None
 
@@ -323,7 +363,18 @@ def _disconnecting(msg: str) -> dict | None:
         return None
     if not m["why"].startswith("Too many authentication failures"):
         return _at("info", m)
-    return _at("too_many_auth_failures", m, user=m["user"] if m["user"] is not None else m["user2"])
+    if m["user"] is not None or m["user2"] is None:
+        return _at("too_many_auth_failures", m, user=m["user"])
+    # OpenSSH 6.x: "Disconnecting: Too many authentication failures for root from <addr> port <n> ssh2".
+    parts = _user_source(m["user2"])
+    if parts is None:
+        return _at("too_many_auth_failures", m, user=m["user2"])
+    return {
+        "kind": "too_many_auth_failures",
+        "user": parts[0],
+        "source_ip": parts[1],
+        "source_port": parts[2],
+    }
 
 
 def _connection_closed(msg: str) -> dict | None:
@@ -381,6 +432,16 @@ def _subsystem(msg: str) -> dict | None:
     return {"kind": "subsystem", "user": m["user"], "method": m["what"]} if m else None
 
 
+def _penalised(msg: str) -> dict | None:
+    m = PENALISED.match(msg)
+    if m is None:
+        return None
+    net, bits = (m["net"], m["bits"]) if m["net"] else (m["net2"], m["bits2"])
+    # Only a penalty on one address names it; a wider net block (PerSourceNetBlockSize) does not.
+    whole = 32 if ":" not in net else 128
+    return {"kind": "penalised", "source_ip": net if int(bits) == whole else None}
+
+
 def _server(msg: str) -> dict | None:
     return {"kind": "server_listening"} if msg.startswith("Server listening on ") else None
 
@@ -403,9 +464,10 @@ DISPATCH = {
     "Invalid": _invalid,
     "pam_unix(sshd:auth):": _pam_unix,
     "pam_unix(sshd:session):": _pam_unix,
+    "pam_sss(sshd:auth):": _pam_sss,
     "PAM": _pam,
     "error:": _first(_pam_error, _maximum, _received_disconnect, _error_kex),
-    "fatal:": _first(_timeout, _unable, _socket_reset),
+    "fatal:": _first(_timeout, _unable, _socket_reset, _incomplete),
     "maximum": _maximum,
     "Received": _received,
     "Disconnected": _disconnected,
@@ -427,6 +489,8 @@ DISPATCH = {
     "Server": _server,
     "last": _last,
     "input_userauth_request:": _input,
+    "srclimit_penalise:": _penalised,
+    "drop": _dropped,
 }
 
 

@@ -14,7 +14,10 @@ from .messages import KINDS, classify
 # well under 2 KB, and an unbounded line must not cost unbounded memory.
 MAX_LINE_LENGTH = 8192
 
-PROGRAMS = ("sshd", "sshd-session", "sshd-auth")
+PROGRAMS = ("sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)")
+# Old Red Hat's PAM logged as "sshd(pam_unix)[pid]: <message>", under sshd's own PID, without the
+# "pam_unix(sshd:auth): " prefix later releases write: the prefix each message then had.
+OLD_PAM_PREFIXES = (("session ", "pam_unix(sshd:session): "), ("check pass;", "pam_unix(sshd:auth): "))
 
 MONTHS = {
     name: number
@@ -55,6 +58,7 @@ class Event:
     invalid_user: bool = False
     message: str = ""
     boot_id: str = ""  # the journal's _BOOT_ID: PIDs restart at every boot
+    source_name: str | None = None  # a host name PAM gave (rhost=) where no address was written
 
     @property
     def phase(self) -> str:
@@ -98,14 +102,14 @@ MALFORMED = Malformed()
 # (old syslogd writes "  sshd[1]: last message repeated"), the program bracketed without a PID.
 CLASSIC_HEADER = re.compile(
     r"(?:<\d{1,3}>)?(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)?"
-    r"(?: (?P<host>[^\s\[]*))? \[?(?P<prog>sshd(?:-session|-auth)?)(?:\[(?P<pid>\d+)\])?\]?:? "
+    r"(?: (?P<host>[^\s\[]*))? \[?(?P<prog>sshd(?:-session|-auth|\(pam_unix\))?)(?:\[(?P<pid>\d+)\])?\]?:? "
     # Solaris adds a message id: "sshd[123]: [ID 800047 auth.info] Failed ..."
     r"(?:\[ID \d+ [\w.]+\] )?"
 )
 # `2024-03-29T17:37:18.123456+00:00 host sshd[123]: msg` (rsyslog's high-precision format).
 RFC3339_HEADER = re.compile(
     r"(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
-    r"(?: (?P<host>[^\s\[]*))? (?P<prog>sshd(?:-session|-auth)?)(?:\[(?P<pid>\d+)\])?: "
+    r"(?: (?P<host>[^\s\[]*))? (?P<prog>sshd(?:-session|-auth|\(pam_unix\))?)(?:\[(?P<pid>\d+)\])?: "
 )
 # RFC 5424: `<38>1 2024-03-29T17:37:18.123Z host sshd 123 - - msg` (structured data or "-").
 RFC5424_HEADER = re.compile(
@@ -272,6 +276,8 @@ class Parser:
         if ts is None:
             return MALFORMED
         msg = msg.rstrip()
+        if program == "sshd(pam_unix)":
+            msg = _old_pam(msg)
         fields = classify(msg)
         return Event(
             ts=ts,
@@ -282,6 +288,16 @@ class Parser:
             boot_id=boot_id,
             **fields,
         )
+
+
+def _old_pam(msg: str) -> str:
+    """An old Red Hat "sshd(pam_unix)" message as pam_unix writes it today."""
+    if msg[:1].isdigit():  # "2 more authentication failures; ..."
+        return f"PAM {msg}"
+    for start, prefix in OLD_PAM_PREFIXES:
+        if msg.startswith(start):
+            return prefix + msg
+    return f"pam_unix(sshd:auth): {msg}"
 
 
 def _unreadable(line: str) -> Malformed | None:

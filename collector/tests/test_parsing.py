@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector.messages import FAILURE, KINDS, LISTENER, OPEN, POST, PRE, SUCCESS, classify
+from collector.contract import is_address
+from collector.messages import FAILURE, KINDS, LISTENER, OPEN, POST, PRE, REFUSED, SUCCESS, classify
 from collector.parsing import MALFORMED, MAX_LINE_LENGTH, Event, Parser
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -279,6 +280,61 @@ def test_it_recomputes_years_when_now_moves():
 
 # (message, expected fields); every field not named is not checked.
 KIND_CASES = [
+    # Newer OpenSSH, Debian 12, SSSD, old Red Hat and OpenSSH 6.x lines seen on real hosts.
+    (
+        "srclimit_penalise: ipv4: new 198.51.100.7/32 deferred penalty of 30 seconds for penalty: failed authentication",
+        dict(kind="penalised", source_ip="198.51.100.7"),
+    ),
+    (
+        "srclimit_penalise: ipv6: new 2001:db8::7/128 active penalty of 10.000 seconds for penalty: noauth",
+        dict(kind="penalised", source_ip="2001:db8::7"),
+    ),
+    (
+        "srclimit_penalise: 198.51.100.7/32: activating ipv4 penalty of 35.000 seconds for penalty: failed authentication",
+        dict(kind="penalised", source_ip="198.51.100.7"),
+    ),
+    # A net block is not one address.
+    (
+        "srclimit_penalise: ipv6: new 2001:db8::/64 deferred penalty of 30 seconds for penalty: failed authentication",
+        dict(kind="penalised", source_ip=None),
+    ),
+    (
+        "srclimit_penalise: ipv4 penalty table full, cannot penalise 198.51.100.7/32 for penalty: noauth",
+        dict(kind="info", source_ip=None),
+    ),
+    (
+        "drop connection #0 from [198.51.100.7]:51312 on [192.0.2.1]:22 penalty: exceeded LoginGraceTime",
+        dict(kind="dropped", source_ip="198.51.100.7", source_port=51312),
+    ),
+    (
+        "drop connection #11 from [2001:db8::7]:51312 on [2001:db8::1]:22 past MaxStartups",
+        dict(kind="dropped", source_ip="2001:db8::7", source_port=51312),
+    ),
+    ("pam_env(sshd:session): deprecated reading of user environment enabled", dict(kind="info")),
+    ("mm_reap: preauth child terminated by signal 15", dict(kind="info")),
+    ("fatal: ssh_packet_get_string: incomplete message [preauth]", dict(kind="kex_error")),
+    ("error: key_from_blob: invalid format [preauth]", dict(kind="info")),
+    (
+        "pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9 user=carol",
+        dict(kind="pam_auth_failure", user="carol", source_ip="203.0.113.9"),
+    ),
+    ("pam_sss(sshd:auth): received for user carol: 7 (Authentication failure)", dict(kind="info")),
+    (
+        "Disconnecting: Too many authentication failures for root from 203.0.113.9 port 58710 ssh2 [preauth]",
+        dict(kind="too_many_auth_failures", user="root", source_ip="203.0.113.9", source_port=58710),
+    ),
+    # PAM's rhost under UseDNS yes: a host name, kept apart from the address.
+    (
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+        "rhost=host-203-0-113-9.example.net  user=root",
+        dict(
+            kind="pam_auth_failure", user="root", source_ip=None, source_name="host-203-0-113-9.example.net"
+        ),
+    ),
+    (
+        "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=2001:db8::9  user=root",
+        dict(kind="pam_more_failures", source_ip="2001:db8::9", source_name=None),
+    ),
     # Authentication results: method, user, source, invalid-user flag.
     (
         "Accepted password for alice from 192.0.2.1 port 50000 ssh2",
@@ -639,6 +695,34 @@ def test_it_classifies_each_message_kind(msg, expected):
     assert classify(msg)["kind"] == expected["kind"]
 
 
+def test_it_reads_old_red_hat_pam_lines_under_sshds_pid():
+    p = parser()
+    lines = {
+        "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=203.0.113.9  user=root": dict(
+            kind="pam_auth_failure", user="root", source_ip="203.0.113.9"
+        ),
+        "2 more authentication failures; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=203.0.113.9  user=root": dict(
+            kind="pam_more_failures", user="root", source_ip="203.0.113.9"
+        ),
+        "check pass; user unknown": dict(kind="pam_user_unknown", invalid_user=True),
+        "session opened for user root by (uid=0)": dict(kind="session_opened", user="root"),
+        "session closed for user root": dict(kind="session_closed", user="root"),
+        "bad username [x]": dict(kind="info"),
+    }
+    for msg, expected in lines.items():
+        ev = p.parse_line(f"Jan  9 10:00:00 rhel4 sshd(pam_unix)[2934]: {msg}")
+        assert isinstance(ev, Event), msg
+        assert (ev.program, ev.pid) == ("sshd(pam_unix)", 2934)
+        assert fields(ev, *expected) == expected, msg
+
+
+def test_it_tells_addresses_from_host_names():
+    for address in ("203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1", "fe80::1%eth0"):
+        assert is_address(address), address
+    for name in ("host-203-0-113-9.example.net", "UNKNOWN", "cafe.example", "localhost", ""):
+        assert not is_address(name), name
+
+
 def test_it_has_a_fixture_line_for_every_kind():
     # Every kind in KINDS has a realistic line in fixtures/kinds.tsv that parses to it, so a new
     # kind cannot be added without one, and no kind name drifts from what other modules expect.
@@ -657,7 +741,7 @@ def test_it_has_a_fixture_line_for_every_kind():
 def test_it_gives_every_kind_a_phase_and_an_outcome():
     # Session accounting reads phase and outcome from KINDS: these stay within the known values.
     for kind, (phase, outcome) in KINDS.items():
-        assert phase in (OPEN, PRE, POST, LISTENER, "attach"), kind
+        assert phase in (OPEN, PRE, POST, LISTENER, REFUSED, "attach"), kind
         assert outcome in (SUCCESS, FAILURE, None), kind
     assert KINDS["accepted"][1] == SUCCESS
     assert {kind for kind, (_, outcome) in KINDS.items() if outcome == SUCCESS} == {"accepted"}
