@@ -19,7 +19,7 @@ HEALTH_SOURCES = 10
 
 def day_rows(since: date | None = None, until: date | None = None) -> list[dict]:
     """Per-day counts in date order, with the number of distinct source addresses."""
-    sources = DailySource.objects.all()
+    sources = DailySource.objects.addresses()
     if since is not None:
         sources = sources.filter(day__gte=since)
     if until is not None:
@@ -36,7 +36,9 @@ def day_detail(day: date) -> dict:
     row = DailyCount.objects.filter(day=day).first() or DailyCount(day=day)
     detail = {"host": settings.ALPHA_HOST_NAME}
     unique = (
-        row.pruned_sources if row.pruned_sources is not None else DailySource.objects.filter(day=day).count()
+        row.pruned_sources
+        if row.pruned_sources is not None
+        else DailySource.objects.filter(day=day).addresses().count()
     )
     detail.update(row.as_dict(unique))
     detail["top_sources"] = list(

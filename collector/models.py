@@ -7,7 +7,7 @@ from datetime import date
 from django.db import models
 from django.utils import timezone
 
-from .contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH, MAX_USERS_PER_SOURCE, TALLIED
+from .contract import IPV4_CHARS, MAX_ADDRESS_LENGTH, MAX_USER_LENGTH, MAX_USERS_PER_SOURCE, TALLIED
 
 FILE = "file"
 JOURNAL = "journal"
@@ -88,6 +88,15 @@ class CountsQuerySet(models.QuerySet):
         if until is not None:
             qs = qs.filter(day__lte=until)
         return qs.order_by("day")
+
+    def addresses(self) -> CountsQuerySet:
+        """Source rows that count towards unique_sources: an address (contract.is_address, in
+        SQL) with a connection that day; not a host name, nor an address only refused by the
+        listener."""
+        digits_and_dots = models.Func(models.F("ip"), models.Value(IPV4_CHARS), function="LTRIM")
+        return self.alias(rest=digits_and_dots).filter(
+            models.Q(ip__contains=":") | (models.Q(rest="") & ~models.Q(ip="")), sessions__gt=0
+        )
 
 
 class DayCounts(models.Model):

@@ -29,9 +29,10 @@ def prune(today: date, days: int) -> dict[str, int]:
     before = cutoff(today, days)
     deleted: dict[str, int] = {}
     with transaction.atomic():
-        # A day's distinct sources are the number of its source rows: keep the number first.
+        # A day's distinct sources are the number of its address rows: keep the number first.
         counted = dict(
             DailySource.objects.filter(day__lt=before)
+            .addresses()
             .values("day")
             .annotate(n=Count("id"))
             .values_list("day", "n")

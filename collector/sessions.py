@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .contract import MAX_USER_LENGTH, TALLIED
-from .messages import KINDS, LISTENER, OPEN, POST, PRE
+from .messages import KINDS, LISTENER, OPEN, POST, PRE, REFUSED
 from .parsing import Event
 
 # A PID idle this long (in log time) is forgotten: pre-auth connections die within sshd's
@@ -84,6 +84,7 @@ class Conn:
         "invalid",
         "ip",
         "last",
+        "name",
         "rep",
         "role",
         "users",
@@ -93,11 +94,15 @@ class Conn:
         self.day = day
         self.last = last
         self.ip: str | None = None
+        # [host name, when first seen] from PAM's rhost while sshd has written no address: the
+        # source only if none ever comes (see Tracker.evict).
+        self.name: list | None = None
         self.users: list[str] = []
         self.failed = 0
         self.accepted = False
         self.invalid = False
-        self.ended = False
+        # When the connection ended (the time of its first ending line), else False.
+        self.ended: float | bool = False
         self.role = role  # "conn", "post" or "listener"
         self.rep: list | None = None
 
@@ -120,6 +125,7 @@ class Conn:
             self.ended,
             self.role,
             self.rep,
+            self.name,
         ]
 
     @classmethod
@@ -134,7 +140,11 @@ class Conn:
             conn.ended,
             _,
             conn.rep,
-        ) = row[2:]
+        ) = row[2:10]
+        # State saved before host names were kept has ten fields.
+        conn.name = row[10] if len(row) > 10 else None
+        if conn.ended is True:  # saved before the end's time was kept
+            conn.ended = conn.last
         return conn
 
 
@@ -208,7 +218,20 @@ class Tracker:
         horizon = self.newest - IDLE_SECONDS
         stale = [key for key, conn in self.conns.items() if conn.last < horizon]
         for key in stale:
-            del self.conns[key]
+            conn = self.conns.pop(key)
+            if conn.name is not None and conn.ip is None:
+                self._name_source(conn)
+
+    def _name_source(self, conn: Conn) -> None:
+        """A connection that is over and never had an address written: its source is the host
+        name PAM gave, listed under that name (contract.is_address tells it from an address)."""
+        name, first = conn.name
+        source = self.tally.source(conn.day, name, first)
+        source[0] += 1
+        source[1] += conn.failed
+        source[2] += 1 if conn.accepted else 0
+        source[4] = max(source[4], conn.last)
+        source[5].update(conn.users)
 
     def feed(self, ev: Event) -> Event | None:
         """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
@@ -239,6 +262,8 @@ class Tracker:
             # Too far apart in time to be the same process (PID reuse, or a backfill of an
             # older file): forget the old one.
             del self.conns[key]
+            if conn.name is not None and conn.ip is None:
+                self._name_source(conn)
             conn = None
 
         kind = ev.kind
@@ -264,6 +289,19 @@ class Tracker:
             )
             kind = ev.kind
 
+        # Arriving after its PID's connection ended but stamped before that end, a line is a copy
+        # syslog delivered again (rsyslog/imjournal after a restart). So is one stamped in the
+        # very second of the end that would open a connection or add an attempt: a PID never
+        # starts a new connection in the second its last one ended. A copy changes nothing;
+        # trailing lines of that second (PAM's summary) attach as before.
+        if (
+            conn is not None
+            and conn.ended is not False
+            and conn.role == "conn"
+            and (ts < conn.ended or (ts == conn.ended and KINDS[kind][0] == OPEN))
+        ):
+            return None
+
         kinds_key = (day, kind)
         tally.kinds[kinds_key] = tally.kinds.get(kinds_key, 0) + count
         if kind == "unknown":
@@ -271,10 +309,17 @@ class Tracker:
             tally.unknown_hours[hour] = tally.unknown_hours.get(hour, 0) + count
             if len(tally.unknown_samples) < MAX_UNKNOWN_SAMPLES:
                 tally.unknown_samples.append((ts, ev.message))
+        phase = KINDS[kind][0]
+        if phase == REFUSED:
+            # The listener refused or penalised an address: a source of the day, no connection.
+            if ev.source_ip:
+                source = tally.source(day, ev.source_ip[:255], ts)
+                source[3] = min(source[3], ts)
+                source[4] = max(source[4], ts)
+            return ev
         if key is None:
             return ev
 
-        phase = KINDS[kind][0]
         if conn is None:
             if phase in (OPEN, PRE):
                 conn = self._open(key, day, ts)
@@ -283,15 +328,15 @@ class Tracker:
                 return ev
             else:
                 return ev
-        elif phase == OPEN and ((conn.ended and conn.role == "conn") or conn.role == "post"):
+        elif phase == OPEN and ((conn.ended is not False and conn.role == "conn") or conn.role == "post"):
             # This PID starts authenticating again after its connection ended: a new one.
             conn = self._open(key, day, ts)
         conn.last = ts
         if conn.role != "conn":
             return ev
 
-        if kind in ENDING_KINDS:
-            conn.ended = True
+        if kind in ENDING_KINDS and conn.ended is False:
+            conn.ended = ts
         self._apply(conn, ev, kind, count, ts)
         if kind != "unknown" and kind != "info":
             conn.rep = [
@@ -314,9 +359,13 @@ class Tracker:
     def _apply(self, conn: Conn, ev: Event, kind: str, count: int, ts: float) -> None:
         tally = self.tally
         day = conn.day
-        before = conn.flags()
+        # Only these change a connection's outcome flags; most lines change none.
+        changes = kind == "failed" or kind == "accepted" or (ev.invalid_user and not conn.invalid)
+        before = conn.flags() if changes else None
 
         ip = ev.source_ip
+        if ev.source_name and conn.ip is None and conn.name is None:
+            conn.name = [ev.source_name[:255], ts]
         if ip and conn.ip is None:
             conn.ip = ip = ip[:255]
             learned = tally.source(day, ip, ts)
@@ -355,6 +404,8 @@ class Tracker:
             if user is not None and user in conn.users:
                 tally.user(day, user)[2] += 1
 
+        if not changes:
+            return
         after = conn.flags()
         if after != before:
             counts = tally.day(day)

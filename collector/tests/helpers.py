@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 
-from collector.contract import TALLIED
+from collector.contract import TALLIED, is_address
 from collector.counts import day_rows
 from collector.models import DailySource, DailyUser
 from collector.parsing import MALFORMED, Parser
@@ -58,8 +58,9 @@ def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
             tracker.feed(event)
     tally = tracker.take_tally()
     ips: dict[str, set] = {}
-    for day, ip in tally.sources:
-        ips.setdefault(day, set()).add(ip)
+    for (day, ip), counts in tally.sources.items():
+        if is_address(ip) and counts[0] > 0:  # as CountsQuerySet.addresses() counts them
+            ips.setdefault(day, set()).add(ip)
     rows = []
     for day in sorted(tally.days):
         counts = dict(zip(TALLIED, tally.days[day]))

@@ -70,7 +70,8 @@ class ParseAuthlogTests(TestCase):
                 path, ["Mar  2 21:00:00 web1 CRON[1]: pam_unix(cron:session): session opened for user root"]
             )
             write(path, brute_force(START, 77, "198.51.100.1", "<img src=x onerror=alert(1)>", attempts=1))
-            write(path, [syslog(START, 77, "last message repeated 3 times")])
+            # Stamped with the connection's last line, as syslogd writes it.
+            write(path, [syslog(START + timedelta(seconds=3), 77, "last message repeated 3 times")])
             out = StringIO()
             call_command("parse_authlog", path, year=2026, stdout=out)
         events = [json.loads(line) for line in out.getvalue().splitlines()]

@@ -162,3 +162,101 @@ def test_it_gives_the_same_counts_for_any_split_and_restart(cuts):
         tallies.append(tracker.take_tally())
         state = tracker.state()
     assert merged(tallies) == expected
+
+
+def test_it_ignores_a_burst_syslog_delivered_again_after_the_end():
+    # rsyslog/imjournal after a restart delivers a connection's lines again, after its end.
+    connection = brute_force(START, 4100, "198.51.100.30", "admin", attempts=2)
+    expected = count(connection)
+    again = connection + connection[1:5] + connection[-1:]
+    assert count(again) == expected
+    # Copies of a one-second scanner and of a login are nothing new either.
+    quick = [
+        syslog(START, 4101, "Invalid user x from 198.51.100.31 port 4"),
+        syslog(START, 4101, "Failed password for invalid user x from 198.51.100.31 port 4 ssh2"),
+        syslog(START, 4101, "Connection closed by invalid user x 198.51.100.31 port 4 [preauth]"),
+    ]
+    session = login(START, 4102, 4103, "192.0.2.10", length=timedelta(seconds=30))
+    assert count(quick + quick + session + session) == count(quick + session)
+
+
+def test_it_still_counts_identical_failures_inside_a_live_connection():
+    # sshd writes the same Failed line several times in one second: each is an attempt.
+    line = syslog(START, 4104, "Failed password for root from 198.51.100.32 port 7 ssh2")
+    assert count([line, line, line])["days"]["2026-03-02"]["failed_attempts"] == 3
+
+
+def test_it_still_opens_a_connection_for_a_pid_reused_later():
+    first = brute_force(START, 4105, "198.51.100.33", "root", attempts=1)
+    second = brute_force(START + timedelta(seconds=60), 4105, "198.51.100.34", "root", attempts=1)
+    assert count(first + second)["days"]["2026-03-02"]["sessions"] == 2
+
+
+def connections(kinds: list[int]) -> list[list[str]]:
+    """One connection per entry (0 brute force, 1 scanner, 2 login), 20 s apart, PIDs reused."""
+    blocks = []
+    for n, kind in enumerate(kinds):
+        t, pid, ip = START + timedelta(seconds=20 * n), 5000 + n % 4, f"203.0.113.{n % 9 + 1}"
+        if kind == 0:
+            blocks.append(brute_force(t, pid, ip, f"user{n % 3}", attempts=n % 3 + 1))
+        elif kind == 1:
+            blocks.append(scanner(t, pid, ip))
+        else:
+            blocks.append(login(t, pid, pid + 100, ip, length=timedelta(seconds=9)))
+    return blocks
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 2), min_size=1, max_size=12),
+    st.lists(
+        st.tuples(st.integers(0, 99), st.integers(0, 99), st.integers(1, 99), st.integers(0, 3)), max_size=6
+    ),
+)
+def test_it_counts_the_same_with_re_delivered_bursts(kinds, copies):
+    blocks = connections(kinds)
+    expected = count([line for block in blocks for line in block])
+    # Each copy: a burst of one connection's lines, delivered again after its end and after up
+    # to three of the connections that follow (before its PID comes back).
+    after: dict[int, list[str]] = {}
+    for which, start, length, delay in copies:
+        n = which % len(blocks)
+        block = blocks[n]
+        lo = start % len(block)
+        after.setdefault(min(n + delay, len(blocks) - 1), []).extend(block[lo : lo + length])
+    log = []
+    for n, block in enumerate(blocks):
+        log += block + after.get(n, [])
+    assert count(log) == expected
+
+
+def test_it_takes_the_address_sshd_wrote_over_a_host_name_from_pam():
+    pam = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={}  user=root"
+    lines = [
+        syslog(START, 4801, pam.format("host-203-0-113-9.example.net")),
+        syslog(START, 4801, "Failed password for root from 203.0.113.9 port 40184 ssh2"),
+        syslog(START, 4801, "Connection closed by authenticating user root 203.0.113.9 port 40184 [preauth]"),
+        # Only PAM's name for this one: kept as its source once the connection is long over.
+        syslog(START, 4802, pam.format("host-198-51-100-20.example.org")),
+        syslog(START + timedelta(minutes=20), 4803, "Connection closed by 203.0.113.50 port 2 [preauth]"),
+    ]
+    totals = count(lines)
+    assert totals["sources"] == {
+        ("2026-03-02", "203.0.113.9"): [1, 1, 0],
+        ("2026-03-02", "host-198-51-100-20.example.org"): [1, 0, 0],
+        ("2026-03-02", "203.0.113.50"): [1, 0, 0],
+    }
+    assert totals["days"]["2026-03-02"]["sessions"] == 3
+
+
+def test_it_adds_refused_addresses_to_the_sources_without_a_connection():
+    lines = [
+        syslog(START, 900, "drop connection #0 from [192.0.2.77]:51312 on [192.0.2.1]:22 penalty: exceeded LoginGraceTime"),
+        syslog(START, 900, "srclimit_penalise: ipv4: new 192.0.2.78/32 deferred penalty of 30 seconds for penalty: noauth"),
+    ]  # fmt: skip
+    totals = count(lines)
+    assert totals["days"] == {}
+    assert totals["sources"] == {
+        ("2026-03-02", "192.0.2.77"): [0, 0, 0],
+        ("2026-03-02", "192.0.2.78"): [0, 0, 0],
+    }

@@ -127,11 +127,21 @@ class SourcePageTests(unittest.TestCase):
 
     def test_it_refuses_a_day_that_does_not_hold_its_sources(self):
         day = answers.day_counts(counts(sessions=5, unique_sources=2, failed_attempts=9, accepted=1))
-        rows = [{"ip": "a", "sessions": 2, "failed_attempts": 4, "accepted": 1},
-                {"ip": "b", "sessions": 3, "failed_attempts": 5, "accepted": 0}]  # fmt: skip
+        rows = [{"ip": "192.0.2.1", "sessions": 2, "failed_attempts": 4, "accepted": 1},
+                {"ip": "2001:db8::1", "sessions": 3, "failed_attempts": 5, "accepted": 0}]  # fmt: skip
         answers.day_with_sources(day, rows)  # exactly the day's: fine
+        # Listed but not counted as addresses: a host name, and an address only refused.
+        answers.day_with_sources(
+            day,
+            [{**rows[0], "sessions": 1}, rows[1], {**rows[0], "ip": "host.example.net", "sessions": 1,
+             "failed_attempts": 0, "accepted": 0}, {"ip": "192.0.2.9", "sessions": 0, "failed_attempts": 0,
+             "accepted": 0}],
+        )  # fmt: skip
         cases = {
-            "unique_sources: is 2 but the source list has 3 addresses": [*rows, {**rows[0], "ip": "c"}],
+            "unique_sources: is 2 but the source list has 3 addresses": [
+                *rows,
+                {**rows[0], "ip": "192.0.2.3"},
+            ],
             "sessions: is 5 but the day's sources add up to 6": [{**rows[0], "sessions": 3}, rows[1]],
             "accepted: is 1 but the day's sources add up to 2": [rows[0], {**rows[1], "accepted": 1}],
         }
