@@ -13,6 +13,8 @@ import re
 from django import template
 from django.utils.html import format_html
 
+from collector.contract import is_address
+
 register = template.Library()
 
 # Control characters (C0, C1) and the format characters that change what a reader sees:
@@ -33,3 +35,16 @@ def visible(text: str) -> str:
 def visible_filter(text) -> str:
     """{{ name|visible }}: escaped, invisible characters shown, isolated in a <bdi>."""
     return format_html("<bdi>{}</bdi>", visible(str(text)))
+
+
+@register.filter(name="source")
+def source_filter(text) -> str:
+    """{{ source.ip|source }}: as `visible`, and marked when it is a host name, not an address
+    (PAM's rhost where sshd wrote none: chosen by whoever controls the PTR record)."""
+    text = str(text)
+    if is_address(text):
+        return visible_filter(text)
+    return format_html(
+        '<bdi>{}</bdi> <span class="tag" title="A host name from PAM, not an address sshd wrote">host name</span>',
+        visible(text),
+    )

@@ -414,6 +414,17 @@ class DashboardTests(TestCase):
         labels = self.get_json("/dashboard/data/hosts/web1/users/")["labels"]
         self.assertEqual(labels[:2], ["admin[U+202E]txt.exe", "ro[U+200B]ot"])
 
+    def test_it_marks_a_source_that_is_a_host_name(self):
+        # PAM's rhost where sshd wrote no address: a name anyone with a PTR record can choose.
+        store_source(self.web1, "evil<b>.example.net", 1, 0, 0)
+        html = self.client.get("/hosts/web1/", RANGE).content.decode()
+        self.assertIn(
+            '<code><bdi>evil&lt;b&gt;.example.net</bdi> <span class="tag" title="A host name from PAM, '
+            'not an address sshd wrote">host name</span></code>',
+            html,
+        )
+        self.assertIn("<code><bdi>203.0.113.1</bdi></code>", html)
+
     def test_it_answers_bad_ranges_with_a_message(self):
         for params in [{"since": "2026-13-01"}, {"since": "2026-03-05", "until": "2026-03-01"},
                        {"since": "2020-01-01", "until": "2026-01-01"}, {"until": "0001-01-02"}]:  # fmt: skip
