@@ -27,6 +27,7 @@ from .tailing import (
     decode_lines,
     describe_os_error,
     find_by_inode,
+    find_copy,
     fingerprint_of,
     identify,
     open_log,
@@ -66,13 +67,18 @@ class Agent:
 
     # -- files --
 
-    def read_file(self, path: str) -> None:
-        """Read a whole file once (backfill or --once) from where an earlier read stopped."""
+    def read_file(self, path: str, *, finished: bool = False) -> None:
+        """Read a whole file once (backfill or --once) from where an earlier read stopped.
+
+        A finished file (`finished`: archived or rotated, it will not grow again; a .gz; a file
+        already rotated away) is read to its last byte, a last line without its newline too.
+        Only the live log's last line may be half-written: it waits for the next read."""
         followed = FollowedFile(path)
         try:
             self._open(followed)
             self._finish_rotated(followed)
-            self._drain(followed, final=followed.compressed)
+            finished = finished or followed.compressed or followed.source.finished
+            self._drain(followed, final=finished)
         finally:
             self.close(followed)
 
@@ -187,25 +193,36 @@ class Agent:
         )
         if previous is None or previous.inode is None:
             return
-        rotated_path = find_by_inode(
-            os.path.dirname(os.path.abspath(followed.path)),
-            previous.device,
-            previous.inode,
-        )
-        if rotated_path is not None:
+        self._read_rest(previous, followed.path)
+        previous.finished = True
+        previous.save(update_fields=["finished", "path"])
+
+    def _read_rest(self, source: LogSource, path: str) -> None:
+        """Read a file rotated away from `path` to its last line, wherever logrotate put it:
+        renamed (the same inode), or copied or compressed (the same first bytes). What it holds
+        past our offset, a last line held back as half-written included, is read now or never."""
+        live = os.path.abspath(path)
+        for find in (
+            lambda: find_by_inode(os.path.dirname(live), source.device, source.inode),
+            lambda: find_copy(path, source.fingerprint, source.fingerprint_size),
+        ):
+            rotated_path = find()
+            # copytruncate leaves the emptied file under the old inode: it holds nothing of ours.
+            if rotated_path is None or os.path.abspath(rotated_path) == live:
+                continue
             rotated = FollowedFile(rotated_path)
             try:
                 rotated.file, rotated.compressed = open_log(rotated_path)
-                if fingerprint_of(rotated.file, previous.fingerprint_size) == previous.fingerprint:
-                    previous.path = rotated_path
-                    rotated.source = previous
-                    self._drain(rotated, final=True)
+                if fingerprint_of(rotated.file, source.fingerprint_size) != source.fingerprint:
+                    continue
+                source.path = rotated_path
+                rotated.source = source
+                self._drain(rotated, final=True)
+                return
             except SourceError:
-                pass
+                continue
             finally:
                 self.close(rotated)
-        previous.finished = True
-        previous.save(update_fields=["finished", "path"])
 
     def sync(self, followed: FollowedFile) -> None:
         """Read what is new at a followed path, handling rename and copytruncate rotation."""
@@ -228,9 +245,12 @@ class Agent:
             followed.file = None
             self._open(followed)
         elif self._truncated(followed, fst.st_size):
-            # copytruncate: the file was copied elsewhere and emptied; start it over.
+            # copytruncate: the file was copied elsewhere and emptied. The copy holds what was
+            # written since our last read, and a last line we held back: read them there, then
+            # start the file over.
+            self._read_rest(followed.source, followed.path)
             followed.source.finished = True
-            followed.source.save(update_fields=["finished"])
+            followed.source.save(update_fields=["finished", "path"])
             followed.file.seek(0)
             followed.source = self._source_for(followed.path, identify(followed.file, False), followed.file)
         self._drain(followed)

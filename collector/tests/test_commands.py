@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -161,6 +162,43 @@ class AgentProcessTests(TransactionTestCase):
                 agent.send_signal(signal.SIGTERM)
                 _, stderr = agent.communicate(timeout=30)
             self.assertEqual(agent.returncode, 0, stderr)
+
+    def test_it_reads_the_last_line_of_finished_files_and_waits_only_for_the_live_one(self):
+        def guessing(start: datetime, pid: int, user: str) -> list[str]:
+            # Three guessing connections, then a scanner's one line (over 1 KB, as on real hosts).
+            lines = []
+            for n in range(3):
+                lines += brute_force(
+                    start + timedelta(minutes=n), pid + n, f"203.0.113.{pid // 100 + n}", user
+                )
+            return lines + scanner(start + timedelta(minutes=5), pid + 9, f"198.51.100.{pid // 100}")
+
+        archived = guessing(START, 100, "admin")
+        rotated = guessing(START + timedelta(hours=1), 200, "oracle")
+        live = guessing(START + timedelta(hours=2), 300, "test")
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            # Rotated logs that end without a newline (rsyslog was killed halfway through its
+            # last write before the rotation): a compressed one and a plain one (delaycompress).
+            with gzip.open(path + ".2.gz", "wt") as f:
+                f.write("\n".join(archived))
+            with open(path + ".1", "w") as f:
+                f.write("\n".join(rotated))
+            # The live log, syslog halfway through its last line.
+            write(path, live[:-1])
+            with open(path, "a") as f:
+                f.write(live[-1][:30])
+            backfill = ["watch_authlog", "--once", path + ".2.gz", path + ".1", path]
+            done = manage(*backfill, env_extra={"ALPHA_LOG_PATHS": path})
+            self.assertEqual(done.returncode, 0, done.stderr)
+            # The last line of a finished file is a line; only the live log's may be half-written.
+            self.assertEqual(stored_counts()["days"], expected_days(archived + rotated + live[:-1]))
+            with open(path, "a") as f:
+                f.write(live[-1][30:] + "\n")
+            done = manage(*backfill, env_extra={"ALPHA_LOG_PATHS": path})
+            self.assertEqual(done.returncode, 0, done.stderr)
+        # Whole now, the live line counts once; the finished files add nothing when read again.
+        self.assertEqual(stored_counts()["days"], expected_days(archived + rotated + live))
 
 
 class ServeAgentApiTests(TransactionTestCase):
