@@ -18,7 +18,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from . import journal
-from .models import FILE, JOURNAL, LogSource
+from .models import FILE, JOURNAL, AgentState, LogSource
 from .parsing import MALFORMED, Parser
 from .recording import Recorder
 from .retention import prune
@@ -64,6 +64,8 @@ class Agent:
         self.stopping = False
         self.lines_read = 0
         self.next_prune = 0.0  # monotonic time of the next daily prune (at once when following)
+        # The LogSource id this run follows at each path (or "journal"), as health lists them.
+        self.followed_ids: dict[str, int] = {}
 
     # -- files --
 
@@ -79,6 +81,8 @@ class Agent:
             self._finish_rotated(followed)
             finished = finished or followed.compressed or followed.source.finished
             self._drain(followed, final=finished)
+            if not finished:
+                self._follows(path, followed.source)
         finally:
             self.close(followed)
 
@@ -121,6 +125,15 @@ class Agent:
             inotify.close()
             for followed in followers:
                 self.close(followed)
+
+    def _follows(self, path: str, source: LogSource) -> None:
+        """Record that this run follows `source` at `path`: health and metrics list only these,
+        not a file rotated away from its path, nor a source an earlier run read (the journal,
+        before the host had an auth.log). A run that only backfills finished files leaves the
+        list as the follower left it."""
+        if self.followed_ids.get(path) != source.pk:
+            self.followed_ids[path] = source.pk
+            AgentState.objects.filter(pk=1).update(followed=list(self.followed_ids.values()))
 
     def prune_daily(self) -> None:
         """Once a day while following: detail past ALPHA_RETAIN_DETAIL_DAYS goes (retention.py)."""
@@ -254,6 +267,7 @@ class Agent:
             followed.file.seek(0)
             followed.source = self._source_for(followed.path, identify(followed.file, False), followed.file)
         self._drain(followed)
+        self._follows(followed.path, followed.source)
 
     def _drain_retired(self, followed: FollowedFile, *, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -343,6 +357,7 @@ class Agent:
         source, _ = LogSource.objects.get_or_create(
             kind=JOURNAL, path="journal", defaults={"fingerprint": ""}
         )
+        self._follows("journal", source)
         if follow:
             self._install_signal_handlers()
         reader = journal.JournalReader(settings.ALPHA_JOURNALCTL, source.cursor or None, follow=follow)

@@ -252,6 +252,37 @@ class ServeAgentApiTests(TransactionTestCase):
         # A name the operator did not list in ALLOWED_HOSTS.
         self.assertEqual(self.get("/api/v1/health/", self.TOKEN, host="evil.example").status_code, 400)
 
+    def test_it_reports_the_followed_file_once_after_a_rename_rotation(self):
+        today = timezone.localtime().replace(tzinfo=None, microsecond=0) - timedelta(minutes=5)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, brute_force(today, 100, "198.51.100.1", "admin"), mode="w")
+            follower = popen_manage("watch_authlog", path, env={"ALPHA_STAT_INTERVAL": "1"})
+            try:
+                wait_for_sessions(self, 1)
+                # logrotate renames the log and creates a new one, which syslog writes to next.
+                os.rename(path, path + ".1")
+                write(path, scanner(today, 101, "198.51.100.2"), mode="w")
+                wait_for_sessions(self, 2)
+                size = os.path.getsize(path)
+                health = self.get("/api/v1/health/", self.TOKEN).json()
+                metrics = self.get("/metrics", self.TOKEN).text
+            finally:
+                follower.send_signal(signal.SIGTERM)
+                _, stderr = follower.communicate(timeout=30)
+            self.assertEqual(follower.returncode, 0, stderr)
+        # Caught up: one source at the path, the new file, nothing unread (the central server
+        # sums unread_bytes over the sources).
+        (source,) = health["sources"]
+        self.assertEqual(
+            (source["path"], source["offset"], source["file_size"], source["unread_bytes"]),
+            (path, size, size, 0),
+        )
+        # One series per metric and labels: Prometheus rejects a scrape with two alike.
+        series = [line.rsplit(" ", 1)[0] for line in metrics.splitlines() if line and line[0] != "#"]
+        self.assertEqual(len(series), len(set(series)), metrics)
+        self.assertIn(f'alpha_unread_bytes{{source="{path}"}} 0.0', metrics)
+
 
 class FullDiskTests(TestCase):
     def test_it_says_the_disk_is_full_and_commits_nothing(self):
