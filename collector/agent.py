@@ -18,7 +18,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from . import journal
-from .models import FILE, JOURNAL, LogSource
+from .models import FILE, JOURNAL, AgentState, LogSource
 from .parsing import MALFORMED, Parser
 from .recording import Recorder
 from .retention import prune
@@ -27,6 +27,7 @@ from .tailing import (
     decode_lines,
     describe_os_error,
     find_by_inode,
+    find_copy,
     fingerprint_of,
     identify,
     open_log,
@@ -63,16 +64,25 @@ class Agent:
         self.stopping = False
         self.lines_read = 0
         self.next_prune = 0.0  # monotonic time of the next daily prune (at once when following)
+        # The LogSource id this run follows at each path (or "journal"), as health lists them.
+        self.followed_ids: dict[str, int] = {}
 
     # -- files --
 
-    def read_file(self, path: str) -> None:
-        """Read a whole file once (backfill or --once) from where an earlier read stopped."""
+    def read_file(self, path: str, *, finished: bool = False) -> None:
+        """Read a whole file once (backfill or --once) from where an earlier read stopped.
+
+        A finished file (`finished`: archived or rotated, it will not grow again; a .gz; a file
+        already rotated away) is read to its last byte, a last line without its newline too.
+        Only the live log's last line may be half-written: it waits for the next read."""
         followed = FollowedFile(path)
         try:
             self._open(followed)
             self._finish_rotated(followed)
-            self._drain(followed, final=followed.compressed)
+            finished = finished or followed.compressed or followed.source.finished
+            self._drain(followed, final=finished)
+            if not finished:
+                self._follows(path, followed.source)
         finally:
             self.close(followed)
 
@@ -115,6 +125,15 @@ class Agent:
             inotify.close()
             for followed in followers:
                 self.close(followed)
+
+    def _follows(self, path: str, source: LogSource) -> None:
+        """Record that this run follows `source` at `path`: health and metrics list only these,
+        not a file rotated away from its path, nor a source an earlier run read (the journal,
+        before the host had an auth.log). A run that only backfills finished files leaves the
+        list as the follower left it."""
+        if self.followed_ids.get(path) != source.pk:
+            self.followed_ids[path] = source.pk
+            AgentState.objects.filter(pk=1).update(followed=list(self.followed_ids.values()))
 
     def prune_daily(self) -> None:
         """Once a day while following: detail past ALPHA_RETAIN_DETAIL_DAYS goes (retention.py)."""
@@ -187,25 +206,36 @@ class Agent:
         )
         if previous is None or previous.inode is None:
             return
-        rotated_path = find_by_inode(
-            os.path.dirname(os.path.abspath(followed.path)),
-            previous.device,
-            previous.inode,
-        )
-        if rotated_path is not None:
+        self._read_rest(previous, followed.path)
+        previous.finished = True
+        previous.save(update_fields=["finished", "path"])
+
+    def _read_rest(self, source: LogSource, path: str) -> None:
+        """Read a file rotated away from `path` to its last line, wherever logrotate put it:
+        renamed (the same inode), or copied or compressed (the same first bytes). What it holds
+        past our offset, a last line held back as half-written included, is read now or never."""
+        live = os.path.abspath(path)
+        for find in (
+            lambda: find_by_inode(os.path.dirname(live), source.device, source.inode),
+            lambda: find_copy(path, source.fingerprint, source.fingerprint_size),
+        ):
+            rotated_path = find()
+            # copytruncate leaves the emptied file under the old inode: it holds nothing of ours.
+            if rotated_path is None or os.path.abspath(rotated_path) == live:
+                continue
             rotated = FollowedFile(rotated_path)
             try:
                 rotated.file, rotated.compressed = open_log(rotated_path)
-                if fingerprint_of(rotated.file, previous.fingerprint_size) == previous.fingerprint:
-                    previous.path = rotated_path
-                    rotated.source = previous
-                    self._drain(rotated, final=True)
+                if fingerprint_of(rotated.file, source.fingerprint_size) != source.fingerprint:
+                    continue
+                source.path = rotated_path
+                rotated.source = source
+                self._drain(rotated, final=True)
+                return
             except SourceError:
-                pass
+                continue
             finally:
                 self.close(rotated)
-        previous.finished = True
-        previous.save(update_fields=["finished", "path"])
 
     def sync(self, followed: FollowedFile) -> None:
         """Read what is new at a followed path, handling rename and copytruncate rotation."""
@@ -228,12 +258,16 @@ class Agent:
             followed.file = None
             self._open(followed)
         elif self._truncated(followed, fst.st_size):
-            # copytruncate: the file was copied elsewhere and emptied; start it over.
+            # copytruncate: the file was copied elsewhere and emptied. The copy holds what was
+            # written since our last read, and a last line we held back: read them there, then
+            # start the file over.
+            self._read_rest(followed.source, followed.path)
             followed.source.finished = True
-            followed.source.save(update_fields=["finished"])
+            followed.source.save(update_fields=["finished", "path"])
             followed.file.seek(0)
             followed.source = self._source_for(followed.path, identify(followed.file, False), followed.file)
         self._drain(followed)
+        self._follows(followed.path, followed.source)
 
     def _drain_retired(self, followed: FollowedFile, *, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -323,6 +357,7 @@ class Agent:
         source, _ = LogSource.objects.get_or_create(
             kind=JOURNAL, path="journal", defaults={"fingerprint": ""}
         )
+        self._follows("journal", source)
         if follow:
             self._install_signal_handlers()
         reader = journal.JournalReader(settings.ALPHA_JOURNALCTL, source.cursor or None, follow=follow)

@@ -57,8 +57,11 @@ def day_detail(day: date) -> dict:
 def health() -> dict:
     now = timezone.now()
     hour = int(now.timestamp() // 3600)
-    sources = LogSource.objects.filter(finished=False).order_by("-last_read_at")[:HEALTH_SOURCES]
     state = AgentState.objects.filter(pk=1).first()
+    # The sources the agent follows, not every row it has: the file rotated away from a path is
+    # finished (its lines counted), and the journal an earlier run read is no source now.
+    sources = LogSource.objects.filter(pk__in=state.followed if state else [], finished=False)
+    sources = sources.order_by("-last_read_at")[:HEALTH_SOURCES]
     heartbeat = state.heartbeat_at if state else None
     return {
         "host": settings.ALPHA_HOST_NAME,

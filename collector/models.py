@@ -28,6 +28,9 @@ class AgentState(models.Model):
     heartbeat_at = models.DateTimeField(null=True)
     # Why watch_authlog has no log to follow (nothing readable), in one sentence; "" when it has.
     source_problem = models.TextField(blank=True, default="")
+    # The LogSource ids the latest watch_authlog follows (a live file per path, or the journal):
+    # health and metrics list these, not files rotated away nor sources of an earlier run.
+    followed = models.JSONField(default=list)
 
     HEARTBEAT = 60
 

@@ -141,4 +141,7 @@ class HealthSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Why watch_authlog has no sshd log to follow (none exists, or none is readable); null when it has.",
     )
-    sources = SourceHealthSerializer(many=True)
+    sources = SourceHealthSerializer(
+        many=True,
+        help_text="The log sources watch_authlog follows: the live file at each path, or the journal.",
+    )

@@ -211,3 +211,30 @@ def find_by_inode(directory: str, device: int, inode: int) -> str | None:
     except OSError:
         return None
     return None
+
+
+def find_copy(path: str, fingerprint: str, fingerprint_size: int) -> str | None:
+    """A file beside `path`, named after it (auth.log.1, auth.log.1.gz, auth.log-20260302),
+    that starts with the bytes a file read at `path` started with: where logrotate put that file
+    when the rotated one has a new inode (copytruncate's copy, or a compressed file)."""
+    if not fingerprint_size:
+        return None
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.startswith(name) and n != name)
+    except OSError:
+        return None
+    # Sorted, a plain file comes before its .gz, which may still be being written.
+    for candidate in names:
+        candidate = os.path.join(directory, candidate)
+        try:
+            f, _ = open_log(candidate)
+        except SourceError:
+            continue
+        with f:
+            try:
+                if fingerprint_of(f, fingerprint_size) == fingerprint:
+                    return candidate
+            except (OSError, EOFError):  # a corrupt or half-written gzip file
+                continue
+    return None

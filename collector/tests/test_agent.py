@@ -4,7 +4,9 @@ import gzip
 import os
 import shutil
 from datetime import datetime, timedelta
+from io import StringIO
 
+from django.core.management import call_command
 from django.test import TestCase
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,13 +17,22 @@ from collector.models import LogSource
 from collector.recording import ConcurrentWriter, Recorder
 
 from .helpers import expected_days, stored_counts
-from .logs import brute_force, login, sample_log
+from .logs import brute_force, login, sample_log, scanner
 
 START = datetime(2026, 3, 2, 21, 0)
 
 
 def text(lines: list[str]) -> str:
     return "".join(line + "\n" for line in lines)
+
+
+def guessing(start: datetime, first_pid: int, connections: int) -> list[str]:
+    """Password guessing from several addresses, a connection every three minutes."""
+    lines = []
+    for n in range(connections):
+        at = start + timedelta(minutes=3 * n)
+        lines += brute_force(at, first_pid + n, f"198.51.100.{n + 1}", "admin", attempts=2)
+    return lines
 
 
 class AgentFileTests(TestCase):
@@ -113,6 +124,61 @@ class AgentFileTests(TestCase):
         agent.sync(followed)
         agent.close(followed)
         self.assertEqual(stored_counts()["days"], expected_days(self.lines))
+
+    def hold_back_a_last_line(self) -> tuple[Agent, object, list[str], list[str]]:
+        """The live log ends in a line without its newline (rsyslog was killed halfway through
+        writing it): the agent following it holds that line back, as possibly half-written."""
+        old = guessing(START, 2000, 10) + scanner(START + timedelta(minutes=31), 2100, "203.0.113.9")
+        new = guessing(START + timedelta(hours=1), 3000, 5)
+        self.write(old[:-1])
+        with open(self.path, "a") as f:
+            f.write(old[-1])
+        agent = Agent()
+        (followed,) = agent.start_following([self.path])
+        agent.sync(followed)
+        self.assertEqual(stored_counts()["days"], expected_days(old[:-1]))
+        return agent, followed, old, new
+
+    def assert_counted_once(self, lines: list[str], rotated: str) -> None:
+        self.assertEqual(stored_counts()["days"], expected_days(lines))
+        # The rotated file is known as read to its end: backfilling it adds nothing.
+        call_command("watch_authlog", rotated, once=True, stderr=StringIO(), stdout=StringIO())
+        self.assertEqual(stored_counts()["days"], expected_days(lines))
+
+    def test_it_reads_a_held_back_last_line_once_after_a_rename_rotation(self):
+        agent, followed, old, new = self.hold_back_a_last_line()
+        os.rename(self.path, self.path + ".1")
+        self.write(new, mode="w")
+        agent.sync(followed)
+        agent.close(followed)
+        self.assert_counted_once(old + new, self.path + ".1")
+
+    def test_it_reads_a_held_back_last_line_once_after_copytruncate(self):
+        agent, followed, old, new = self.hold_back_a_last_line()
+        shutil.copy(self.path, self.path + ".1")
+        with open(self.path, "r+") as f:
+            f.truncate(0)
+        self.write(new)
+        agent.sync(followed)
+        agent.close(followed)
+        # The emptied file no longer holds that line: the copy logrotate made does.
+        self.assert_counted_once(old + new, self.path + ".1")
+
+    def test_it_reads_a_held_back_last_line_once_after_a_rotation_and_gzip_while_stopped(self):
+        agent, followed, old, new = self.hold_back_a_last_line()
+        agent.close(followed)
+        # While the agent is stopped, logrotate renames the log and compresses it at once (no
+        # delaycompress): the rotated file has a new inode and a new name.
+        os.rename(self.path, self.path + ".1")
+        with open(self.path + ".1", "rb") as src, gzip.open(self.path + ".1.gz", "wb") as dst:
+            dst.write(src.read())
+        os.remove(self.path + ".1")
+        self.write(new, mode="w")
+        agent = Agent()
+        (followed,) = agent.start_following([self.path])
+        agent.sync(followed)
+        agent.close(followed)
+        self.assert_counted_once(old + new, self.path + ".1.gz")
 
     def test_it_recognises_a_compressed_copy_of_a_file_it_read(self):
         lines = self.lines * 3  # over the 1 KB fingerprint

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -163,6 +164,43 @@ class AgentProcessTests(TransactionTestCase):
                 _, stderr = agent.communicate(timeout=30)
             self.assertEqual(agent.returncode, 0, stderr)
 
+    def test_it_reads_the_last_line_of_finished_files_and_waits_only_for_the_live_one(self):
+        def guessing(start: datetime, pid: int, user: str) -> list[str]:
+            # Three guessing connections, then a scanner's one line (over 1 KB, as on real hosts).
+            lines = []
+            for n in range(3):
+                lines += brute_force(
+                    start + timedelta(minutes=n), pid + n, f"203.0.113.{pid // 100 + n}", user
+                )
+            return lines + scanner(start + timedelta(minutes=5), pid + 9, f"198.51.100.{pid // 100}")
+
+        archived = guessing(START, 100, "admin")
+        rotated = guessing(START + timedelta(hours=1), 200, "oracle")
+        live = guessing(START + timedelta(hours=2), 300, "test")
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            # Rotated logs that end without a newline (rsyslog was killed halfway through its
+            # last write before the rotation): a compressed one and a plain one (delaycompress).
+            with gzip.open(path + ".2.gz", "wt") as f:
+                f.write("\n".join(archived))
+            with open(path + ".1", "w") as f:
+                f.write("\n".join(rotated))
+            # The live log, syslog halfway through its last line.
+            write(path, live[:-1])
+            with open(path, "a") as f:
+                f.write(live[-1][:30])
+            backfill = ["watch_authlog", "--once", path + ".2.gz", path + ".1", path]
+            done = manage(*backfill, env_extra={"ALPHA_LOG_PATHS": path})
+            self.assertEqual(done.returncode, 0, done.stderr)
+            # The last line of a finished file is a line; only the live log's may be half-written.
+            self.assertEqual(stored_counts()["days"], expected_days(archived + rotated + live[:-1]))
+            with open(path, "a") as f:
+                f.write(live[-1][30:] + "\n")
+            done = manage(*backfill, env_extra={"ALPHA_LOG_PATHS": path})
+            self.assertEqual(done.returncode, 0, done.stderr)
+        # Whole now, the live line counts once; the finished files add nothing when read again.
+        self.assertEqual(stored_counts()["days"], expected_days(archived + rotated + live))
+
 
 class ServeAgentApiTests(TransactionTestCase):
     """The agent API as run-agent.sh and the systemd unit serve it, in the agent role."""
@@ -214,6 +252,37 @@ class ServeAgentApiTests(TransactionTestCase):
         self.assertEqual(self.get("/api/v1/health/", self.TOKEN).headers["Content-Type"], "application/json")
         # A name the operator did not list in ALLOWED_HOSTS.
         self.assertEqual(self.get("/api/v1/health/", self.TOKEN, host="evil.example").status_code, 400)
+
+    def test_it_reports_the_followed_file_once_after_a_rename_rotation(self):
+        today = timezone.localtime().replace(tzinfo=None, microsecond=0) - timedelta(minutes=5)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "auth.log")
+            write(path, brute_force(today, 100, "198.51.100.1", "admin"), mode="w")
+            follower = popen_manage("watch_authlog", path, env={"ALPHA_STAT_INTERVAL": "1"})
+            try:
+                wait_for_sessions(self, 1)
+                # logrotate renames the log and creates a new one, which syslog writes to next.
+                os.rename(path, path + ".1")
+                write(path, scanner(today, 101, "198.51.100.2"), mode="w")
+                wait_for_sessions(self, 2)
+                size = os.path.getsize(path)
+                health = self.get("/api/v1/health/", self.TOKEN).json()
+                metrics = self.get("/metrics", self.TOKEN).text
+            finally:
+                follower.send_signal(signal.SIGTERM)
+                _, stderr = follower.communicate(timeout=30)
+            self.assertEqual(follower.returncode, 0, stderr)
+        # Caught up: one source at the path, the new file, nothing unread (the central server
+        # sums unread_bytes over the sources).
+        (source,) = health["sources"]
+        self.assertEqual(
+            (source["path"], source["offset"], source["file_size"], source["unread_bytes"]),
+            (path, size, size, 0),
+        )
+        # One series per metric and labels: Prometheus rejects a scrape with two alike.
+        series = [line.rsplit(" ", 1)[0] for line in metrics.splitlines() if line and line[0] != "#"]
+        self.assertEqual(len(series), len(set(series)), metrics)
+        self.assertIn(f'alpha_unread_bytes{{source="{path}"}} 0.0', metrics)
 
 
 class FullDiskTests(TestCase):

@@ -10,11 +10,13 @@ import struct
 import subprocess
 import tempfile
 import time
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import TestCase, TransactionTestCase, override_settings
 
+from collector.counts import health
 from collector.journal import JournalReader
 from collector.models import JOURNAL, AgentState, DailyCount, LogSource
 
@@ -112,6 +114,22 @@ class JournalTests(TestCase):
         source = LogSource.objects.get(kind=JOURNAL)
         self.assertEqual(source.malformed_lines, 1)
         self.assertEqual(sum(DailyCount.objects.values_list("sessions", flat=True)), 2)
+
+    def test_it_lists_in_health_only_the_source_it_reads_now(self):
+        append_journal(self.path, [
+            export_entry(self.now, 100, "Connection closed by 198.51.100.1 port 4444 [preauth]"),
+        ])  # fmt: skip
+        self.read()
+        # Later the host gets rsyslog, and the agent reads auth.log instead of the journal.
+        log = os.path.join(self.dir, "auth.log")
+        with open(log, "w") as f:
+            f.write("Mar  2 21:00:00 web1 sshd[200]: Connection closed by 198.51.100.2 port 5555 [preauth]\n")
+        with override_settings(ALPHA_LOG_PATHS=[log]):
+            call_command("watch_authlog", once=True, stdout=StringIO(), stderr=StringIO())
+        # The journal of the earlier run is no source any more: not listed, not summed centrally.
+        self.assertEqual([(s["kind"], s["path"]) for s in health()["sources"]], [("file", log)])
+        self.read()
+        self.assertEqual([s["kind"] for s in health()["sources"]], ["journal"])
 
     def test_it_says_what_is_missing_when_journalctl_is_not_there(self):
         with (

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alphaproject.wsgi import application
-from collector.models import DailyCount, DailySource, DailyUser, LogSource
+from collector.models import AgentState, DailyCount, DailySource, DailyUser, LogSource
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,7 +27,8 @@ def api_schema(db, settings, wsgi_in_test_transaction):
     DailySource.objects.create(day=day, ip="198.51.100.1", sessions=5, failed_attempts=9, accepted=1,
                                first_seen=seen, last_seen=seen, users=["root", "<b>x</b>"])  # fmt: skip
     DailyUser.objects.create(day=day, user="root", sessions=5, failed_attempts=9, accepted=1)
-    LogSource.objects.create(path="/var/log/auth.log", inode=1, device=1, offset=10, lines_read=3)
+    source = LogSource.objects.create(path="/var/log/auth.log", inode=1, device=1, offset=10, lines_read=3)
+    AgentState.objects.update_or_create(pk=1, defaults={"followed": [source.pk]})  # health lists it
     return schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application, headers=AUTH)
 
 

@@ -7,7 +7,15 @@ import os
 import pwd
 
 from collector.parsing import MAX_LINE_LENGTH
-from collector.tailing import decode_lines, describe_os_error, find_by_inode, identify, open_log, read_chunks
+from collector.tailing import (
+    decode_lines,
+    describe_os_error,
+    find_by_inode,
+    find_copy,
+    identify,
+    open_log,
+    read_chunks,
+)
 
 
 def test_it_leaves_a_partial_last_line_for_the_next_read(tmp_path):
@@ -58,6 +66,28 @@ def test_it_finds_a_rotated_file_by_its_inode(tmp_path):
     st = os.stat(path)
     os.rename(path, tmp_path / "auth.log.1")
     assert find_by_inode(str(tmp_path), st.st_dev, st.st_ino) == str(tmp_path / "auth.log.1")
+
+
+def test_it_finds_a_copied_or_compressed_rotated_file_by_its_first_bytes(tmp_path):
+    path = tmp_path / "auth.log"
+    text = b"Mar  2 21:00:00 web1 sshd[100]: Connection closed by 198.51.100.1 port 4444 [preauth]\n"
+    path.write_bytes(text)
+    f, _ = open_log(str(path))
+    ident = identify(f, False)
+    # copytruncate: the copy has a new inode, the emptied file keeps the old one.
+    (tmp_path / "auth.log.1").write_bytes(text)
+    path.write_bytes(b"")
+    (tmp_path / "auth.log.2.gz").write_bytes(gzip.compress(b"older\n"))
+    assert find_copy(str(path), ident.fingerprint, ident.fingerprint_size) == str(tmp_path / "auth.log.1")
+    # Compressed since, under another name: found by its decompressed first bytes.
+    (tmp_path / "auth.log.1").unlink()
+    (tmp_path / "auth.log.1.gz").write_bytes(gzip.compress(text))
+    assert find_copy(str(path), ident.fingerprint, ident.fingerprint_size) == str(tmp_path / "auth.log.1.gz")
+    # Never another log that happens to sit beside it, nor the live file itself.
+    (tmp_path / "auth.log.1.gz").unlink()
+    (tmp_path / "syslog").write_bytes(text)
+    path.write_bytes(text)
+    assert find_copy(str(path), ident.fingerprint, ident.fingerprint_size) is None
 
 
 def test_it_names_the_group_a_user_needs(tmp_path):

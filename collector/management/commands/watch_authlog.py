@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from django.conf import settings
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "paths", nargs="*", metavar="PATH",
             help="Log files to read, oldest first (.gz accepted). Default: /var/log/auth.log, "
-            "else /var/log/secure, else the systemd journal.",
+            "else /var/log/secure, else the systemd journal. With --once, each but the live log "
+            "(ALPHA_LOG_PATHS) is read as finished, to its last line.",
         )  # fmt: skip
         parser.add_argument("--once", action="store_true", help="Read what is new, then exit.")
         parser.add_argument(
@@ -75,8 +77,11 @@ class Command(BaseCommand):
                 if not paths:
                     agent.read_journal(follow=not options["once"], stat_interval=settings.ALPHA_STAT_INTERVAL)
                 elif options["once"]:
+                    live = {os.path.realpath(p) for p in settings.ALPHA_LOG_PATHS}
                     for path in paths:
-                        agent.read_file(path)
+                        # Only the live log may end in a line syslog is still writing; any other
+                        # file is an archived or rotated one, finished to its last byte.
+                        agent.read_file(path, finished=os.path.realpath(path) not in live)
                 else:
                     agent.follow(paths, stat_interval=settings.ALPHA_STAT_INTERVAL)
         except (SourceError, ConcurrentWriter, WriterLocked) as exc:
