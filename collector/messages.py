@@ -61,6 +61,8 @@ IP = rf"(?P<ip>{ADDRESS})"
 # " from 1.2.3.4 port 22 ssh2" in it stays inside the user name.
 USER_FROM = re.compile(rf"(?P<user>.*) from {IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
 ACCEPTED = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
+# sshd's auth info after an Accepted publickey line: "<key type> <fingerprint>[ ID … CA …]".
+KEY_INFO = re.compile(r"(?P<type>[A-Z][A-Z0-9-]{1,30}) (?P<fp>(?:SHA256|MD5):[A-Za-z0-9+/=:]{16,100})(?: |$)")
 FAILED = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<rest>.*)$")
 INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
 USERAUTH_REQUEST_INVALID = re.compile(r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$")
@@ -247,7 +249,20 @@ def _authentication(pattern: re.Pattern, kind: str, **fields):
     return handler
 
 
-_accepted = _authentication(ACCEPTED, "accepted")
+_accepted_login = _authentication(ACCEPTED, "accepted")
+
+
+def _accepted(msg: str) -> dict | None:
+    fields = _accepted_login(msg)
+    if fields is not None:
+        # The key's fingerprint follows sshd's own ": " (a user name never holds ':').
+        cut = msg.find(": ", msg.find(" for "))
+        m = KEY_INFO.match(msg, cut + 2) if cut != -1 else None
+        if m:
+            fields["key"] = f"{m['type']} {m['fp']}"
+    return fields
+
+
 _failed = _authentication(FAILED, "failed")
 _invalid = _authentication(INVALID_USER, "invalid_user", invalid_user=True)
 _no_identification = _matcher(NO_IDENTIFICATION, "no_identification")

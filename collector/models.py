@@ -137,6 +137,11 @@ class AddressCounts(models.Model):
     users = models.JSONField(default=list)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+    # When it first and last failed and first logged in that day (null: never): "logged in
+    # after failing" is decided on these times, not on both happening the same day.
+    first_failed = models.DateTimeField(null=True, blank=True)
+    last_failed = models.DateTimeField(null=True, blank=True)
+    first_accepted = models.DateTimeField(null=True, blank=True)
 
     objects = CountsQuerySet.as_manager()
 
@@ -166,6 +171,29 @@ class DailySource(AddressCounts):
             # Used by the agent API's top sources of a day.
             models.Index(fields=["day", "-sessions"], name="dailysource_day_sessions"),
         ]
+
+
+class AcceptedLogin(models.Model):
+    """One accepted connection (a login): when, who, from where, how, and when it ended. The
+    user name is attacker-controlled text (a login with a stolen password is an attacker's)."""
+
+    day = models.DateField()  # the day its connection began, as its counts
+    at = models.DateTimeField()
+    user = models.CharField(max_length=MAX_USER_LENGTH)
+    ip = models.CharField(max_length=MAX_ADDRESS_LENGTH)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    method = models.CharField(max_length=64)
+    # "ED25519 SHA256:…" when sshd logs the key (publickey); "" otherwise.
+    key = models.CharField(max_length=160, blank=True, default="")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The sshd process it was (boot|host|pid): with `at`, what its end is matched by.
+    connection = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "at"], name="acceptedlogin_connection_at")
+        ]
+        indexes = [models.Index(fields=["day", "at"], name="acceptedlogin_day_at")]
 
 
 class DailyUser(models.Model):

@@ -53,3 +53,8 @@ class SourcePagination(CheckedPageSize, CursorPagination):
                     "The cursor of a `next` or `previous` link, as given (400 otherwise)."
                 )
         return parameters
+
+
+class LoginPagination(SourcePagination):
+    # In time order; a login's row never changes its time, so pages stay stable as the day grows.
+    ordering = ("at", "id")

@@ -59,6 +59,7 @@ class Event:
     message: str = ""
     boot_id: str = ""  # the journal's _BOOT_ID: PIDs restart at every boot
     source_name: str | None = None  # a host name PAM gave (rhost=) where no address was written
+    key: str | None = None  # an Accepted line's key: "ED25519 SHA256:…" when sshd logs it
 
     @property
     def phase(self) -> str:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .contract import TALLIED
 from .models import (
+    AcceptedLogin,
     AgentState,
     DailyCount,
     DailyEvent,
@@ -92,6 +93,7 @@ def add_tally(tally: Tally, source: LogSource | None = None) -> None:
         _merge_event,
         _new_event,
     )
+    _add_logins(tally.logins, tally.login_ends)
     if tally.unknown_samples:
         UnknownSample.objects.bulk_create(
             UnknownSample(seen_at=_when(ts), message=message[:1000], source=source)
@@ -159,12 +161,44 @@ def _add_keyed(model, key_field: str, deltas: dict, merge, new) -> None:
     )
 
 
+def _add_logins(logins: list[list], ends: dict[tuple[str, float], float]) -> None:
+    if logins:
+        AcceptedLogin.objects.bulk_create(
+            [
+                AcceptedLogin(day=date.fromisoformat(day), at=_when(ts), user=user or "", ip=ip or "",
+                              port=port, method=method or "", key=key or "", connection=connection)
+                for day, ts, user, ip, port, method, key, connection in logins
+            ],
+            batch_size=500,
+            ignore_conflicts=True,  # the same login read twice is still one
+        )  # fmt: skip
+    for (connection, at), end in ends.items():
+        AcceptedLogin.objects.filter(connection=connection, at=_when(at), ended_at=None).update(
+            ended_at=_when(end)
+        )
+
+
+def _earliest(stored: datetime | None, ts: float | None) -> datetime | None:
+    if ts is None:
+        return stored
+    return _when(ts) if stored is None else min(stored, _when(ts))
+
+
+def _latest(stored: datetime | None, ts: float | None) -> datetime | None:
+    if ts is None:
+        return stored
+    return _when(ts) if stored is None else max(stored, _when(ts))
+
+
 def _merge_source(row: DailySource, delta: list) -> None:
     row.sessions += delta[0]
     row.failed_attempts += delta[1]
     row.accepted += delta[2]
     row.first_seen = min(row.first_seen, _when(delta[3]))
     row.last_seen = max(row.last_seen, _when(delta[4]))
+    row.first_failed = _earliest(row.first_failed, delta[6])
+    row.last_failed = _latest(row.last_failed, delta[7])
+    row.first_accepted = _earliest(row.first_accepted, delta[8])
     if delta[5] and len(row.users) < DailySource.MAX_USERS:
         row.users = _capped_users(row.users, delta[5])
 
@@ -173,6 +207,8 @@ def _new_source(day: date, ip: str, delta: list) -> DailySource:
     return DailySource(
         day=day, ip=ip, sessions=delta[0], failed_attempts=delta[1], accepted=delta[2],
         first_seen=_when(delta[3]), last_seen=_when(delta[4]), users=_capped_users([], delta[5]),
+        first_failed=_earliest(None, delta[6]), last_failed=_latest(None, delta[7]),
+        first_accepted=_earliest(None, delta[8]),
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.dispatch import Signal
 
-from .models import DailyCount, DailySource, DailyUser
+from .models import AcceptedLogin, DailyCount, DailySource, DailyUser
 
 # Sent with `before` (the first day kept in detail); receivers return how many rows they deleted.
 pruning = Signal()
@@ -41,6 +41,7 @@ def prune(today: date, days: int) -> dict[str, int]:
             DailyCount.objects.filter(day=day, pruned_sources__isnull=True).update(pruned_sources=n)
         deleted["agent sources"] = DailySource.objects.filter(day__lt=before).delete()[0]
         deleted["agent users"] = DailyUser.objects.filter(day__lt=before).delete()[0]
+        deleted["agent logins"] = AcceptedLogin.objects.filter(day__lt=before).delete()[0]
     for _, result in pruning.send(sender=prune, before=before):
         deleted.update(result or {})
     return deleted

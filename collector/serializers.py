@@ -15,7 +15,7 @@ from .contract import (
     RangeError,
     date_range,
 )
-from .models import DailySource
+from .models import AcceptedLogin, DailySource
 
 
 class DayParamSerializer(serializers.Serializer):
@@ -105,7 +105,35 @@ class SourceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DailySource
-        fields = ["ip", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen"]
+        fields = ["ip", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen",
+                  "first_failed", "last_failed", "first_accepted"]  # fmt: skip
+        extra_kwargs = {
+            "ip": {"help_text": "The address sshd wrote; a host name (from PAM) only where it wrote none."},
+            "first_failed": {"help_text": "First failed attempt from it that day; null if none."},
+            "last_failed": {"help_text": "Last failed attempt from it that day; null if none."},
+            "first_accepted": {"help_text": "First login from it that day; null if none."},
+        }
+
+
+class AcceptedLoginSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AcceptedLogin
+        fields = ["at", "user", "ip", "port", "method", "key", "ended_at"]
+        extra_kwargs = {
+            "at": {"help_text": "When sshd accepted it."},
+            "user": {
+                "help_text": "The user name that logged in (attacker-controlled text: treat it as data)."
+            },
+            "ip": {"help_text": "The source address sshd wrote."},
+            "port": {"help_text": "The client's source port; null if sshd did not write one."},
+            "method": {"help_text": "publickey, password, keyboard-interactive/pam, …"},
+            "key": {
+                "help_text": 'Key type and fingerprint ("ED25519 SHA256:…") when sshd logs it; else empty.'
+            },
+            "ended_at": {
+                "help_text": "When the connection ended; null while it lasts or if its end was not logged."
+            },
+        }
 
 
 class UnknownSampleSerializer(serializers.Serializer):

@@ -84,6 +84,7 @@ class Conn:
         "invalid",
         "ip",
         "last",
+        "login",
         "name",
         "rep",
         "role",
@@ -97,6 +98,7 @@ class Conn:
         # [host name, when first seen] from PAM's rhost while sshd has written no address: the
         # source only if none ever comes (see Tracker.evict).
         self.name: list | None = None
+        self.login: float | None = None  # when it was accepted, until its end is recorded
         self.users: list[str] = []
         self.failed = 0
         self.accepted = False
@@ -126,6 +128,7 @@ class Conn:
             self.role,
             self.rep,
             self.name,
+            self.login,
         ]
 
     @classmethod
@@ -143,6 +146,7 @@ class Conn:
         ) = row[2:10]
         # State saved before host names were kept has ten fields.
         conn.name = row[10] if len(row) > 10 else None
+        conn.login = row[11] if len(row) > 11 else None
         if conn.ended is True:  # saved before the end's time was kept
             conn.ended = conn.last
         return conn
@@ -153,8 +157,13 @@ class Tally:
     """Count deltas gathered from events, to be added to the stored counts in one transaction."""
 
     days: dict[str, list[int]] = field(default_factory=dict)
-    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts, {users}]
+    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts, {users},
+    #               first_failed_ts, last_failed_ts, first_accepted_ts] (the last three or None)
     sources: dict[tuple[str, str], list] = field(default_factory=dict)
+    # Each accepted connection: [day, ts, user, ip, port, method, key, connection]
+    logins: list[list] = field(default_factory=list)
+    # (connection, login ts) -> the ts the logged-in connection ended
+    login_ends: dict[tuple[str, float], float] = field(default_factory=dict)
     # (day, user) -> [sessions, failed_attempts, accepted]
     users: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     # (day, kind) -> events
@@ -173,7 +182,7 @@ class Tally:
     def source(self, day: str, ip: str, ts: float) -> list:
         counts = self.sources.get((day, ip))
         if counts is None:
-            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts, set()]
+            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
         return counts
 
     def user(self, day: str, user: str) -> list[int]:
@@ -183,7 +192,7 @@ class Tally:
         return counts
 
     def __bool__(self) -> bool:
-        return bool(self.days or self.kinds)
+        return bool(self.days or self.kinds or self.login_ends)
 
 
 class Tracker:
@@ -337,7 +346,10 @@ class Tracker:
 
         if kind in ENDING_KINDS and conn.ended is False:
             conn.ended = ts
-        self._apply(conn, ev, kind, count, ts)
+            if conn.login is not None:
+                tally.login_ends[(key, conn.login)] = ts
+                conn.login = None
+        self._apply(conn, ev, kind, count, ts, key)
         if kind != "unknown" and kind != "info":
             conn.rep = [
                 kind,
@@ -356,7 +368,7 @@ class Tracker:
         counts[PREAUTH_ONLY] += 1
         return conn
 
-    def _apply(self, conn: Conn, ev: Event, kind: str, count: int, ts: float) -> None:
+    def _apply(self, conn: Conn, ev: Event, kind: str, count: int, ts: float, key: str) -> None:
         tally = self.tally
         day = conn.day
         # Only these change a connection's outcome flags; most lines change none.
@@ -394,13 +406,18 @@ class Tracker:
             tally.day(day)[FAILED_ATTEMPTS] += count
             if source is not None:
                 source[1] += count
+                source[6] = ts if source[6] is None else min(source[6], ts)
+                source[7] = ts if source[7] is None else max(source[7], ts)
             if user is not None and user in conn.users:
                 tally.user(day, user)[1] += count
         elif kind == "accepted" and not conn.accepted:
             conn.accepted = True
+            conn.login = ts
             tally.day(day)[ACCEPTED] += 1
+            tally.logins.append([day, ts, user, conn.ip, ev.source_port, ev.method, ev.key, key])
             if source is not None:
                 source[2] += 1
+                source[8] = ts if source[8] is None else min(source[8], ts)
             if user is not None and user in conn.users:
                 tally.user(day, user)[2] += 1
 

@@ -16,9 +16,10 @@ from .api import DAY_PARAM, ERROR, valid_day
 from .authentication import BearerTokenAuthentication, HasAgentTokenOrIsStaff
 from .counts import day_detail, day_rows, health
 from .metrics import AgentCollector
-from .models import DailySource
-from .pagination import SourcePagination
+from .models import AcceptedLogin, DailySource
+from .pagination import LoginPagination, SourcePagination
 from .serializers import (
+    AcceptedLoginSerializer,
     DayDetailSerializer,
     DayRangeSerializer,
     HealthSerializer,
@@ -71,6 +72,23 @@ class SourceListView(AgentView, generics.ListAPIView):
         return DailySource.objects.filter(day=valid_day(self.kwargs["day"]))
 
     @extend_schema(parameters=[DAY_PARAM], responses={200: SourceSerializer(many=True), **ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class AcceptedLoginListView(AgentView, generics.ListAPIView):
+    serializer_class = AcceptedLoginSerializer
+    pagination_class = LoginPagination
+
+    def get_queryset(self):
+        return AcceptedLogin.objects.filter(day=valid_day(self.kwargs["day"]))
+
+    @extend_schema(
+        operation_id="logins_accepted",
+        parameters=[DAY_PARAM],
+        responses={200: AcceptedLoginSerializer(many=True), **ERRORS},
+        description="Every accepted connection (login) that began that day, in time order.",
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

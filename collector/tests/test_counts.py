@@ -91,3 +91,66 @@ class DistinctSourceTests(TestCase):
             prune(DAY + timedelta(days=30), 10)
         self.assertFalse(DailySource.objects.filter(day=DAY).exists())
         self.assertEqual(day_detail(DAY)["unique_sources"], 2)
+
+
+TOKEN = "t" * 32
+KEY = "ED25519 SHA256:Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg"
+# An address guesses passwords, then gets in with one; a key login; a password login still open.
+LOGINS = [
+    syslog(START, 5001, "Failed password for root from 198.51.100.7 port 40001 ssh2"),
+    syslog(later(2), 5001, "Failed password for root from 198.51.100.7 port 40001 ssh2"),
+    syslog(later(4), 5001, "Accepted password for root from 198.51.100.7 port 40001 ssh2"),
+    syslog(later(4), 5001, "pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)"),
+    syslog(later(64), 5002, "Received disconnect from 198.51.100.7 port 40001:11: disconnected by user"),
+    syslog(later(64), 5001, "pam_unix(sshd:session): session closed for user root"),
+    syslog(later(100), 5003, f"Accepted publickey for <b>alice</b> from 2001:db8::5 port 50002 ssh2: {KEY}"),
+    syslog(
+        later(100), 5003, "pam_unix(sshd:session): session opened for user <b>alice</b>(uid=1000) by (uid=0)"
+    ),
+    syslog(later(200), 5004, "Accepted keyboard-interactive/pam for deploy from 192.0.2.40 port 50003 ssh2"),
+]
+
+
+@override_settings(TIME_ZONE="UTC", ALPHA_AGENT_TOKEN=TOKEN)
+class AcceptedLoginTests(TestCase):
+    def setUp(self):
+        write_log(LOGINS)
+        self.client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+
+    def test_it_serves_every_login_of_a_day_in_time_order_page_by_page(self):
+        seen, url = [], f"/api/v1/logins/{DAY}/accepted/?page_size=2"
+        while url:
+            page = self.client.get(url).json()
+            seen += page["results"]
+            url = page["next"]
+        self.assertEqual(
+            [(s["user"], s["ip"], s["port"], s["method"], s["key"]) for s in seen],
+            [("root", "198.51.100.7", 40001, "password", ""),
+             ("<b>alice</b>", "2001:db8::5", 50002, "publickey", KEY),
+             ("deploy", "192.0.2.40", 50003, "keyboard-interactive/pam", "")],
+        )  # fmt: skip
+        self.assertEqual(seen[0]["at"], "2026-03-02T09:00:04Z")
+        # The first ended when its session closed; the others are still open.
+        self.assertEqual([s["ended_at"] for s in seen], ["2026-03-02T09:01:04Z", None, None])
+        self.assertEqual(self.client.get("/api/v1/logins/2026-03-03/accepted/").json()["results"], [])
+        self.assertEqual(self.client.get("/api/v1/logins/2026-02-31/accepted/").status_code, 400)
+
+    def test_it_records_a_logins_end_read_in_a_later_batch(self):
+        write_log([syslog(later(300), 5003, "pam_unix(sshd:session): session closed for user <b>alice</b>")])
+        page = self.client.get(f"/api/v1/logins/{DAY}/accepted/").json()["results"]
+        self.assertEqual(page[1]["ended_at"], "2026-03-02T09:05:00Z")
+
+    def test_it_gives_each_source_when_it_failed_and_first_logged_in(self):
+        rows = {s["ip"]: s for s in self.client.get(f"/api/v1/sources/{DAY}/").json()["results"]}
+        guesser = rows["198.51.100.7"]
+        self.assertEqual(
+            (guesser["first_failed"], guesser["last_failed"], guesser["first_accepted"]),
+            ("2026-03-02T09:00:00Z", "2026-03-02T09:00:02Z", "2026-03-02T09:00:04Z"),
+        )
+        self.assertEqual(
+            (rows["192.0.2.40"]["first_failed"], rows["192.0.2.40"]["last_failed"]), (None, None)
+        )
+
+    def test_it_needs_the_token(self):
+        self.client.defaults.pop("HTTP_AUTHORIZATION")
+        self.assertEqual(self.client.get(f"/api/v1/logins/{DAY}/accepted/").status_code, 401)

@@ -116,8 +116,9 @@ class AgentApiTests(TestCase):
         self.assertEqual(len({s["ip"] for s in seen}), 25)
         self.assertEqual(
             set(seen[0]),
-            {"ip", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen"},
-        )
+            {"ip", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen",
+             "first_failed", "last_failed", "first_accepted"},
+        )  # fmt: skip
 
     def test_it_lists_the_users_tried_from_each_source(self):
         data = self.client.get("/api/v1/sources/2026-03-02/").json()
