@@ -270,6 +270,15 @@ def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -
     row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)
     row["last_seen"] = moment(data.get("last_seen"), "last_seen", row["first_seen"], latest)
     at_most(row, "accepted", "sessions", row["sessions"])
+    # When it failed and first logged in (agents before 1.5 do not send these: null). Each
+    # between the source's first and last sighting.
+    for name in ("first_failed", "last_failed", "first_accepted"):
+        value = data.get(name)
+        row[name] = None if value is None else moment(value, name, row["first_seen"], row["last_seen"])
+    if (row["first_failed"] is None) != (row["last_failed"] is None) or (
+        row["first_failed"] is not None and row["first_failed"] > row["last_failed"]
+    ):
+        raise InvalidAnswer("last_failed", "must be given with first_failed, and not before it")
     return row
 
 
@@ -291,3 +300,38 @@ def day_with_sources(row: dict, sources: list[dict]) -> None:
 
 def user_name(value) -> str:
     return text(value, "", MAX_USER_LENGTH, blank=True)
+
+
+def login_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | None]:
+    """/api/v1/logins/<date>/accepted/: one page of the day's logins, and the next page's URL."""
+    data = mapping(data, "login page")
+    next_url = data.get("next")
+    if next_url is not None:
+        text(next_url, "next", 2000)
+        if not next_url.startswith(("http://", "https://")):
+            raise InvalidAnswer("next", "must be an http(s) URL or null")
+    midnight = datetime.combine(of_day, time(), tzinfo=UTC)
+    earliest = midnight - DAY_MARGIN
+    at_latest = min(midnight + timedelta(days=1) + DAY_MARGIN, now + CLOCK_SKEW)
+    latest = now + CLOCK_SKEW
+
+    def checked(row) -> dict:
+        return login(row, earliest, at_latest, latest)
+
+    return each(items(data.get("results"), "results", MAX_PAGE_ROWS), checked, "results"), next_url
+
+
+def login(data, earliest: datetime, at_latest: datetime, latest: datetime) -> dict:
+    data = mapping(data, "")
+    row = {"at": moment(data.get("at"), "at", earliest, at_latest)}
+    row["user"] = text(data.get("user"), "user", MAX_USER_LENGTH, blank=True)
+    row["ip"] = address(data.get("ip"), "ip")
+    port = data.get("port")
+    if port is not None and (type(port) is not int or not 0 <= port <= 65535):
+        raise InvalidAnswer("port", "must be a port number or null")
+    row["port"] = port
+    row["method"] = text(data.get("method"), "method", 64, blank=True)
+    row["key"] = text(data.get("key", ""), "key", 160, blank=True)
+    ended = data.get("ended_at")
+    row["ended_at"] = None if ended is None else moment(ended, "ended_at", row["at"], latest)
+    return row

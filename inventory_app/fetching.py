@@ -37,7 +37,12 @@ CHUNK = 64 * 1024
 
 
 class PollError(Exception):
-    """Why a poll failed, in one sentence for the host's last_error."""
+    """Why a poll failed, in one sentence for the host's last_error (and the HTTP status of an
+    answer that was an error, if it was)."""
+
+    def __init__(self, sentence: str, status: int | None = None):
+        super().__init__(sentence)
+        self.status = status
 
 
 class Stopped(Exception):
@@ -273,7 +278,7 @@ class Agent:
             stream=True,
         ) as response:
             if response.status_code != 200:
-                raise PollError(status_sentence(response.status_code))
+                raise PollError(status_sentence(response.status_code), response.status_code)
             encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 # Decompressing is how 2 MB becomes 2 GB: the agent was asked for identity.

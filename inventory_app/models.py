@@ -9,6 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import connections, models
 from django.utils import timezone
 
+from collector.contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH
 from collector.models import AddressCounts, CountsQuerySet, DayCounts
 
 # A host's state after its last poll: ok; stale when its agent answered but is not following its
@@ -119,7 +120,7 @@ class HostDay(DayCounts):
 class HostSourceQuerySet(CountsQuerySet):
     # The columns polling writes, in the order of the tuples from db_rows().
     COLUMNS = ("host_id", "day", "ip", "sessions", "failed_attempts", "accepted", "users", "first_seen",
-               "last_seen")  # fmt: skip
+               "last_seen", "first_failed", "last_failed", "first_accepted")  # fmt: skip
 
     def db_rows(self, host_id: int, day: date, sources: list[dict]) -> list[tuple]:
         """Checked source rows (polling's answers.source) as database values for replace_day(),
@@ -138,6 +139,9 @@ class HostSourceQuerySet(CountsQuerySet):
                 json.dumps(s["users"]),
                 moment(s["first_seen"]),
                 moment(s["last_seen"]),
+                moment(s["first_failed"]),
+                moment(s["last_failed"]),
+                moment(s["first_accepted"]),
             )  # fmt: skip
             for s in sources
         ]
@@ -184,3 +188,32 @@ class HostSource(AddressCounts):
         constraints = [models.UniqueConstraint(fields=["host", "day", "ip"], name="hostsource_host_day_ip")]
         # The fleet's attackers of a day: group by ip over hosts.
         indexes = [models.Index(fields=["day", "ip"], name="hostsource_day_ip")]
+
+
+class HostLogin(models.Model):
+    """A login (accepted connection) one host's agent reported, replaced with its day. The user
+    name is attacker-controlled text."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="logins")
+    day = models.DateField()
+    at = models.DateTimeField()
+    user = models.CharField(max_length=MAX_USER_LENGTH)
+    ip = models.CharField(max_length=MAX_ADDRESS_LENGTH)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    method = models.CharField(max_length=64)
+    key = models.CharField(max_length=160, blank=True, default="")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # The fleet's logins of a day, and a host's.
+            models.Index(fields=["day", "at"], name="hostlogin_day_at"),
+            models.Index(fields=["host", "day"], name="hostlogin_host_day"),
+            # Rules: an address's and a user's logins over time.
+            models.Index(fields=["ip", "at"], name="hostlogin_ip_at"),
+            models.Index(fields=["user", "at"], name="hostlogin_user_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host_id} from {self.ip} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -28,7 +28,7 @@ from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
 
 from . import answers
 from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
-from .models import DOWN, NO_SOURCE, OK, STALE, Host, HostDay, HostSource
+from .models import DOWN, NO_SOURCE, OK, STALE, Host, HostDay, HostLogin, HostSource
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
         sources = fetch_sources(agent, day)
         detail = fetch_day(agent, day)
         checked(answers.day_with_sources, detail, f"day {day}", sources)
-        store_day(host, day, detail, sources)
+        logins = fetch_logins(agent, day, detail["accepted"]) if row["accepted"] else []
+        store_day(host, day, detail, sources, logins)
     if unchanged:
         HostDay.objects.filter(pk__in=unchanged).update(polled_at=timezone.now())
     # Days the agent no longer reports (its database was reset) are gone here too.
@@ -151,6 +152,7 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     if gone:
         HostDay.objects.filter(host=host, day__in=gone).delete()
         HostSource.objects.filter(host=host, day__in=gone).delete()
+        HostLogin.objects.filter(host=host, day__in=gone).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
 
@@ -200,15 +202,49 @@ def fetch_sources(agent: Agent, day: date) -> list[dict]:
         page = agent.get(path, params)
 
 
-def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
-    """Replace the host's day: counts and sources together, so a reader never sees half a day."""
+def fetch_logins(agent: Agent, day: date, accepted: int) -> list[dict]:
+    """Every login of the day, page by page: no more than the day's `accepted` count (fetched
+    after them, so never behind), which bounds what one host can store. An agent older than the
+    logins endpoint (404) has none to give."""
+    list_path = f"/api/v1/logins/{day.isoformat()}/accepted/"
+    now = timezone.now()
+    logins: list[dict] = []
+    followed: set[str] = set()
+    try:
+        page = agent.get(list_path, {"page_size": MAX_PAGE_ROWS})
+    except PollError as exc:
+        if exc.status == 404:
+            return []
+        raise
+    while True:
+        rows, next_link = checked(answers.login_page, page, f"login list of {day}", day, now)
+        logins += rows
+        if len(logins) > accepted:
+            raise PollError(f"The agent lists more logins for {day} than the {accepted} its day counts.")
+        if not next_link:
+            return logins
+        if not rows:
+            raise PollError(f"The agent's login list for {day} has an empty page before its end.")
+        if next_link in followed:
+            raise PollError(f"The agent's next link for {day}'s logins loops back to a page already read.")
+        followed.add(next_link)
+        path, params = agent.next_page(next_link, list_path)
+        page = agent.get(path, params)
+
+
+def store_day(host: Host, day: date, row: dict, sources: list[dict], logins: list[dict] = ()) -> None:
+    """Replace the host's day: counts, sources and logins together, so a reader never sees half
+    a day."""
     rows = HostSource.objects.db_rows(host.pk, day, sources)
+    login_rows = [HostLogin(host=host, day=day, **login) for login in logins]
     with one_writer(), transaction.atomic():
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
         counts = day_defaults(row)
         if not HostDay.objects.filter(host=host, day=day).update(**counts):
             HostDay.objects.create(host=host, day=day, **counts)
         HostSource.objects.replace_day(host.pk, day, rows)
+        HostLogin.objects.filter(host=host, day=day).delete()
+        HostLogin.objects.bulk_create(login_rows, batch_size=500)
 
 
 # SQLite lets one writer in at a time and puts the others to sleep in its busy handler (up to

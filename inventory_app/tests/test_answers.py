@@ -53,10 +53,32 @@ class SourcePageTests(unittest.TestCase):
                     "users": ["root", "<img src=x onerror=alert(1)>"],  # data, kept as sent
                     "first_seen": datetime(2026, 3, 2, 12, tzinfo=UTC),
                     "last_seen": datetime(2026, 3, 2, 13, tzinfo=timezone(timedelta(hours=1))),
+                    # An agent before 1.5 sends no failure and login times.
+                    "first_failed": None,
+                    "last_failed": None,
+                    "first_accepted": None,
                 }
             ],
         )
         self.assertEqual(answers.source_page({"next": None, "results": []}, DAY, NOW), ([], None))
+
+    def test_it_checks_when_a_source_failed_and_logged_in(self):
+        # Each between the source's first and last sighting (12:00 and 12:30 here).
+        times = {"first_failed": "2026-03-02T12:10:00Z", "last_failed": "2026-03-02T12:20:00Z",
+                 "first_accepted": "2026-03-02T12:21:00Z", "last_seen": "2026-03-02T12:30:00Z"}  # fmt: skip
+        rows, _ = answers.source_page({"next": None, "results": [source(**times)]}, DAY, NOW)
+        self.assertEqual(rows[0]["first_accepted"], datetime(2026, 3, 2, 12, 21, tzinfo=UTC))
+        cases = {
+            "results[0].first_failed: must be between": {**times, "first_failed": "2026-03-01T00:00:00Z"},
+            "results[0].last_failed: must be given with first_failed": {**times, "first_failed": None},
+            "results[0].last_failed: must be given with first_failed, and not": {
+                **times, "first_failed": "2026-03-02T12:30:00Z", "last_failed": "2026-03-02T12:25:00Z"},
+        }  # fmt: skip
+        for expected, fields in cases.items():
+            with self.subTest(expected):
+                self.assertTrue(
+                    self.problem({"next": None, "results": [source(**fields)]}).startswith(expected)
+                )
 
     def test_it_names_the_field_and_the_problem(self):
         cases = {

@@ -17,11 +17,21 @@ from django.db.models import F
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
-from collector.models import AgentState, DailyCount, DailySource
+from collector.models import AcceptedLogin, AgentState, DailyCount, DailySource
 from collector.tests.helpers import write_log
 from collector.tests.logs import brute_force, scanner, today_lines
 from inventory_app import polling
-from inventory_app.models import DOWN, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay, HostSource
+from inventory_app.models import (
+    DOWN,
+    NEVER_POLLED,
+    NO_SOURCE,
+    OK,
+    STALE,
+    Host,
+    HostDay,
+    HostLogin,
+    HostSource,
+)
 
 from .agents import (
     HEALTH,
@@ -81,6 +91,37 @@ class PollingLiveAgentTests(LiveServerTestCase):
         # The agent's health travels along: lines it could not read or did not know.
         self.assertEqual((self.host.malformed_lines, self.host.unknown_last_24h), (0, 0))
         self.assertEqual(self.host.polled_through, timezone.localdate() - timedelta(days=2))
+
+    def test_it_stores_every_login_with_each_changed_day(self):
+        polling.poll_host(self.host.pk)
+        agent = list(AcceptedLogin.objects.values_list("at", "user", "ip", "port", "method", "ended_at"))
+        self.assertTrue(agent)
+        self.assertEqual(
+            list(
+                HostLogin.objects.filter(host=self.host).values_list(
+                    "at", "user", "ip", "port", "method", "ended_at"
+                )
+            ),
+            agent,
+        )
+        # Times of failure and login travel with each source.
+        guesser = HostSource.objects.get(ip="203.0.113.10")
+        self.assertEqual(guesser.first_failed, DailySource.objects.get(ip="203.0.113.10").first_failed)
+        self.assertIsNotNone(HostSource.objects.get(ip="198.51.100.5").first_accepted)
+        # A day replaced is replaced with its logins, never doubled.
+        HostDay.objects.filter(host=self.host).update(sessions=0)
+        polling.poll_host(self.host.pk)
+        self.assertEqual(HostLogin.objects.count(), len(agent))
+
+    def test_it_refuses_more_logins_than_the_day_counts(self):
+        today = timezone.localdate()
+        first = AcceptedLogin.objects.get()
+        AcceptedLogin.objects.create(day=today, at=first.at, user="ghost", ip="192.0.2.66", port=1,
+                                     method="password", connection="other")  # fmt: skip
+        self.assertEqual(polling.poll_host(self.host.pk), DOWN)
+        self.host.refresh_from_db()
+        self.assertIn(f"more logins for {today} than the 1 its day counts", self.host.last_error)
+        self.assertFalse(HostLogin.objects.exists())
 
     def test_it_marks_a_host_stale_while_its_agent_is_not_following_its_log(self):
         AgentState.objects.update_or_create(pk=1, defaults={"heartbeat_at": timezone.now()})
