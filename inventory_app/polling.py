@@ -131,7 +131,11 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     days = checked(
         answers.day_range, agent.get("/api/v1/logins/", {"since": since, "until": until}), "day list"
     )
-    reported = {row["date"]: row for row in days if since <= row["date"] <= until}
+    # A day of zeros is a day without connections (agents list them; older ones leave them
+    # out): nothing to fetch or store, as for a day not listed at all.
+    reported = {
+        row["date"]: row for row in days if since <= row["date"] <= until and any(row[f] for f in COUNT_NAMES)
+    }
     stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
     unchanged = []
     for day, row in sorted(reported.items()):

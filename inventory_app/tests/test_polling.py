@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db.models import F
-from django.test import LiveServerTestCase, override_settings
+from django.test import LiveServerTestCase, TestCase, override_settings
 from django.utils import timezone
 
 from collector.models import AgentState, DailyCount, DailySource
@@ -263,6 +263,55 @@ class RefreshDayTests(LiveServerTestCase):
         self.assertEqual(list(errors), [hung.pk])
         day = HostDay.objects.get(host=live)
         self.assertEqual(day.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0, ALPHA_BACKFILL_DAYS=30)
+class PollingEmptyDaysTests(TestCase):
+    """Agents list the days without connections as zeros (older ones leave them out): a day the
+    range says is all zeros is never fetched, and nothing is stored for it."""
+
+    def poll(self, agent: ScriptedAgent) -> Host:
+        host = Host.objects.create(name=f"h{Host.objects.count()}", url=agent.url, token=TOKEN)
+        self.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
+        return host
+
+    def test_it_costs_one_request_for_thirty_empty_days(self):
+        agent = ScriptedAgent(self, days={}, every_day=True)
+        host = self.poll(agent)
+        # The health, then the day list (31 days, tomorrow included, all zeros): nothing more.
+        listed = [p for p in agent.paths if p.startswith("/api/v1/logins/?")]
+        self.assertEqual(len(listed), 1)
+        self.assertEqual(len(agent.paths), 2, agent.paths)
+        self.assertFalse(HostDay.objects.filter(host=host).exists())
+
+    def test_it_fetches_and_stores_only_the_days_with_connections_from_old_and_new_agents(self):
+        today = timezone.localdate()
+        days = {
+            today: sources_of(today, 3),
+            today - timedelta(days=9): sources_of(today - timedelta(days=9), 2),
+        }
+        for every_day in (False, True):
+            with self.subTest(every_day=every_day):
+                agent = ScriptedAgent(self, days, every_day=every_day)
+                host = self.poll(agent)
+                # Health, day list, then each day with connections: its sources and its counts.
+                self.assertEqual(len(agent.paths), 2 + 2 * len(days), agent.paths)
+                self.assertEqual(
+                    sorted(HostDay.objects.filter(host=host).values_list("day", flat=True)), sorted(days)
+                )
+
+    def test_it_drops_a_stored_day_the_agent_now_lists_as_zeros(self):
+        today = timezone.localdate()
+        agent = ScriptedAgent(self, {today: sources_of(today, 3)}, every_day=True)
+        host = self.poll(agent)
+        self.assertTrue(HostSource.objects.filter(host=host, day=today).exists())
+        # The agent's database was reset: today is zeros now, and is not fetched again.
+        agent.days = {}
+        agent.paths.clear()
+        polling.poll_host(host.pk)
+        self.assertEqual(len(agent.paths), 2, agent.paths)
+        self.assertFalse(HostDay.objects.filter(host=host).exists())
+        self.assertFalse(HostSource.objects.filter(host=host).exists())
 
 
 @override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)
