@@ -215,10 +215,15 @@ def day_view(request: HttpRequest, day: str) -> HttpResponse:
         "counts": COUNTS,
         **fleet.fleet_day(parsed),
     }
-    # Each row's counts in the contract's order, for the table's columns.
+    # Each row's counts in the contract's order, for the table's columns; the totals' distinct
+    # sources say when they are only a lower bound.
     for row in context["hosts"]:
         row["counts"] = [row[name] for name in COUNT_NAMES]
-    context["total_counts"] = [context["totals"][name] for name in COUNT_NAMES]
+    totals = context["totals"]
+    context["total_counts"] = [
+        (totals[name], name == "unique_sources" and totals["unique_sources_lower_bound"])
+        for name in COUNT_NAMES
+    ]
     return page(request, "dashboard/day.html", context)
 
 

@@ -127,15 +127,17 @@ def _utc(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
-def address(value, field: str) -> str:
-    """A source as the agent's parser took it from sshd's line: an IP address, or a name."""
+def address(value, field: str) -> bool:
+    """A source as the agent's parser took it from sshd's line: True for an IP address (what a
+    fleet's distinct addresses count), False for a name."""
     text(value, field, MAX_ADDRESS_LENGTH)
     try:
         ipaddress.ip_address(value)
     except ValueError:
         if not NAME.fullmatch(value):
             raise InvalidAnswer(field, "must be an IP address or a host name") from None
-    return value
+        return False
+    return True
 
 
 def at_most(values: dict, name: str, limit_name: str, limit: int, field: str = "") -> None:
@@ -263,7 +265,8 @@ def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | No
 
 def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
     data = mapping(data, "")
-    row = {"ip": address(data.get("ip"), "ip")}
+    row = {"ip": data.get("ip")}
+    row["is_address"] = address(row["ip"], "ip")
     row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
     row["users"] = each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users")
     row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)

@@ -103,6 +103,10 @@ class HostDay(DayCounts):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="days")
     day = models.DateField()
     unique_sources = models.BigIntegerField(default=0)
+    # How many of the day's sources are stored here (HostSource rows): fewer than unique_sources
+    # once retention pruned them (here or on the agent), or while only the counts were fetched
+    # (a live refresh). A distinct count over stored sources is then only a lower bound.
+    stored_sources = models.BigIntegerField(default=0)
     # The agent's ten busiest user names of the day: [{user, sessions, failed_attempts, accepted}].
     top_users = models.JSONField(default=list)
     polled_at = models.DateTimeField(default=timezone.now)
@@ -117,9 +121,14 @@ class HostDay(DayCounts):
 
 
 class HostSourceQuerySet(CountsQuerySet):
+    def addresses(self) -> HostSourceQuerySet:
+        """The rows whose source is an IP address: what a count of distinct addresses counts (a
+        source sshd wrote as a name says nothing of the address it stood for)."""
+        return self.filter(is_address=True)
+
     # The columns polling writes, in the order of the tuples from db_rows().
-    COLUMNS = ("host_id", "day", "ip", "sessions", "failed_attempts", "accepted", "users", "first_seen",
-               "last_seen")  # fmt: skip
+    COLUMNS = ("host_id", "day", "ip", "is_address", "sessions", "failed_attempts", "accepted", "users",
+               "first_seen", "last_seen")  # fmt: skip
 
     def db_rows(self, host_id: int, day: date, sources: list[dict]) -> list[tuple]:
         """Checked source rows (polling's answers.source) as database values for replace_day(),
@@ -132,6 +141,7 @@ class HostSourceQuerySet(CountsQuerySet):
                 host_id,
                 stored_day,
                 s["ip"],
+                s["is_address"],
                 s["sessions"],
                 s["failed_attempts"],
                 s["accepted"],
@@ -177,10 +187,14 @@ class HostSource(AddressCounts):
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="sources")
     day = models.DateField()
+    # False for a source sshd wrote as a name (UseDNS, "UNKNOWN"): listed with the sources, never
+    # counted as an address (fleet.distinct_addresses). Decided at polling (answers.address).
+    is_address = models.BooleanField(default=True, db_default=True)
 
     objects = HostSourceQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "day", "ip"], name="hostsource_host_day_ip")]
-        # The fleet's attackers of a day: group by ip over hosts.
-        indexes = [models.Index(fields=["day", "ip"], name="hostsource_day_ip")]
+        # The fleet's attackers of a day (group by ip over hosts), and its distinct addresses,
+        # read from this index alone.
+        indexes = [models.Index(fields=["day", "ip", "is_address"], name="hostsource_day_ip_address")]

@@ -209,7 +209,7 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict]) -> None:
     rows = HostSource.objects.db_rows(host.pk, day, sources)
     with one_writer(), transaction.atomic():
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
-        counts = day_defaults(row)
+        counts = {**day_defaults(row), "stored_sources": len(sources)}
         if not HostDay.objects.filter(host=host, day=day).update(**counts):
             HostDay.objects.create(host=host, day=day, **counts)
         HostSource.objects.replace_day(host.pk, day, rows)

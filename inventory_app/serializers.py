@@ -12,12 +12,10 @@ from collector.serializers import (
     TopUserSerializer,
 )
 
-from .fleet import FLAGGED_MEANING
+from .fleet import DISTINCT_MEANING, FLAGGED_MEANING, LOWER_BOUND_MEANING
 from .models import STATES
 
 MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the database's integers
-
-SUMMED = "Summed over the hosts: an address seen by two hosts counts twice in unique_sources."
 
 
 class CountsSerializer(AgentCountsSerializer):
@@ -119,7 +117,11 @@ class FleetHostSerializer(CountsSerializer):
 
 
 class FleetTotalsSerializer(CountsSerializer):
-    unique_sources = serializers.IntegerField(min_value=0, help_text=SUMMED)
+    """The fleet's counts: connections, attempts and logins summed over the hosts (each happened
+    on one host); unique_sources counted distinct over them all (never a sum)."""
+
+    unique_sources = serializers.IntegerField(min_value=0, help_text=DISTINCT_MEANING)
+    unique_sources_lower_bound = serializers.BooleanField(help_text=LOWER_BOUND_MEANING)
 
 
 class FleetDaySerializer(serializers.Serializer):
@@ -141,7 +143,9 @@ class FleetRangeSerializer(serializers.Serializer):
     since = serializers.DateField()
     until = serializers.DateField()
     days = FleetRangeDaySerializer(
-        many=True, help_text="In date order; days no host stored counts for are left out."
+        many=True,
+        help_text="Every day from since through until, in date order; a day no host stored counts for "
+        "(no connections anywhere, or nothing polled yet) is zeros with hosts 0.",
     )
 
 

@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
 
+from inventory_app import polling
+from inventory_app.models import OK, Host
+
 
 @dataclass
 class Answer:
@@ -228,3 +231,19 @@ class ScriptedAgent:
 def days_back(n: int) -> list[date]:
     today = timezone.localdate()
     return [today - timedelta(days=i) for i in range(n)]
+
+
+def polled_hosts(testcase, fleet: dict[str, dict[date, list[dict]]]) -> dict[str, ScriptedAgent]:
+    """A host per name, each polled once from its own agent serving its days over HTTP: what a
+    fleet stores, the way polling stores it."""
+    agents = {}
+    for name, days in fleet.items():
+        agents[name] = ScriptedAgent(testcase, days)
+        host = Host.objects.create(name=name, url=agents[name].url, token=TOKEN)
+        testcase.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
+    return agents
+
+
+def address_sources(day: date, ips: list[str]) -> list[dict]:
+    """Sources of the day with these addresses (or names), as sources_of() makes them."""
+    return [{**row, "ip": ip} for row, ip in zip(sources_of(day, len(ips)), ips, strict=True)]

@@ -47,6 +47,7 @@ class SourcePageTests(unittest.TestCase):
             [
                 {
                     "ip": "203.0.113.9",
+                    "is_address": True,
                     "sessions": 3,
                     "failed_attempts": 7,
                     "accepted": 0,
@@ -113,10 +114,14 @@ class SourcePageTests(unittest.TestCase):
         self.assertEqual(self.problem([]), "source page: must be an object")
 
     def test_it_takes_addresses_and_names_as_sshd_writes_them(self):
-        for ip in ("203.0.113.9", "2001:db8::1", "fe80::1%eth0", "host-203-0-113-9.example.net", "UNKNOWN"):
+        addresses = ("203.0.113.9", "2001:db8::1", "fe80::1%eth0", "::ffff:203.0.113.9")
+        names = ("host-203-0-113-9.example.net", "UNKNOWN", "203.0.113", "203.0.113.009")
+        for ip in addresses + names:
             with self.subTest(ip):
                 rows, _ = answers.source_page({"next": None, "results": [source(ip=ip)]}, DAY, NOW)
                 self.assertEqual(rows[0]["ip"], ip)
+                # Only an address counts in a fleet's distinct addresses.
+                self.assertEqual(rows[0]["is_address"], ip in addresses)
 
     def test_it_takes_a_long_session_that_ends_days_later(self):
         # A login that began on the day may end days later: its last line is bounded by now only.
