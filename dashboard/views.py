@@ -30,7 +30,7 @@ from collector.contract import (
     TALLIED,
 )
 from inventory_app import fleet
-from inventory_app.models import NEVER_POLLED, NO_SOURCE, Host, host_name_validator
+from inventory_app.models import DUPLICATE, NEVER_POLLED, NO_SOURCE, Host, host_name_validator
 
 from . import queries
 from .forms import HostRangeForm, RangeForm, default_range
@@ -156,6 +156,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         states=states,
         never_polled=states[NEVER_POLLED],
         no_source=states[NO_SOURCE],
+        duplicates=states[DUPLICATE],
         busiest=queries.BUSIEST,
         hosts=hosts,
         trend_days=min(queries.TREND_DAYS, (until - since).days + 1),

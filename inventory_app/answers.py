@@ -178,7 +178,9 @@ def health(data, now: datetime) -> dict:
         if s.get("last_event_at") is not None
     ]
     problem = data.get("source_problem")  # agents before 0.3 do not send it
+    name = data.get("host")  # ALPHA_HOST_NAME; without it, an entry is known by its URL alone
     return {
+        "host": None if name is None else text(name, "host", MAX_ADDRESS_LENGTH).strip().lower(),
         "agent_version": text(data.get("agent_version"), "agent_version", 40),
         "following": following,
         "source_problem": None if problem is None else text(problem, "source_problem", 300),

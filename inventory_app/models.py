@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 from django.core.validators import RegexValidator
 from django.db import connections, models
@@ -21,17 +24,41 @@ NEVER_POLLED = "never polled"
 # The agent answers but has no sshd log it can read (none exists, or its user may not read it):
 # its zeros mean nothing, and last_error says why.
 NO_SOURCE = "no log source"
+# Another entry of the inventory polls the same agent and counts it (duplicate_of; last_error
+# says how they were found to be one): this one stores nothing and is in no total.
+DUPLICATE = "duplicate"
 STATES = [
     (OK, "ok"),
     (STALE, "stale"),
     (DOWN, "down"),
     (NO_SOURCE, "no log source"),
+    (DUPLICATE, "duplicate"),
     (NEVER_POLLED, "never polled"),
 ]
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 host_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", "Use letters, digits, '.', '_' and '-' (a host name)."
 )
+
+
+def normalised_url(url: str) -> str:
+    """The agent a URL reaches, spelled one way: scheme and host in lower case (an IP address in
+    its short form, no trailing dot), no default port, user name or trailing slash. The path
+    stays as it is (an agent behind a proxy lives under its prefix)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    with contextlib.suppress(ValueError):  # a name, not an address: kept as it is
+        host = str(ipaddress.ip_address(host))
+    try:
+        port = parts.port
+    except ValueError:  # not a number: kept as written, so that it matches only itself
+        port = parts.netloc.rsplit(":", 1)[-1]
+    netloc = f"[{host}]" if ":" in host else host
+    if port and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 class HostQuerySet(models.QuerySet):
@@ -73,12 +100,26 @@ class Host(models.Model):
     polled_through = models.DateField(null=True, blank=True)
     # Set while a poll of this host runs: a conditional UPDATE claims it (see polling.claim).
     polling_since = models.DateTimeField(null=True, blank=True)
+    # Who the agent is, to count it once however many entries reach it (polling.identify): its
+    # URL as normalised_url spells it, kept by save(); the host name its agent reports (lower
+    # case; none from agents that do not say it), and since when, counted, this entry has.
+    agent_url = models.CharField(max_length=400, blank=True, default="", editable=False)
+    agent_host = models.CharField(max_length=255, blank=True, default="", editable=False)
+    agent_host_since = models.DateTimeField(null=True, blank=True, editable=False)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates", editable=False
+    )
 
     objects = HostQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["state"], name="host_state")]  # admin filter, fleet pages
+        indexes = [
+            models.Index(fields=["state"], name="host_state"),  # admin filter, fleet pages
+            # Used by every poll (and the admin's form) to find other entries of the same agent.
+            models.Index(fields=["agent_url"], name="host_agent_url"),
+            models.Index(fields=["agent_host"], name="host_agent_host"),
+        ]
         # Reading the fleet never makes the server talk to agents; fetching a day live does.
         permissions = [("refresh_day", "Can fetch a day live from every agent")]
 
@@ -87,6 +128,10 @@ class Host(models.Model):
 
     def save(self, *args, **kwargs):
         self.tags = ",".join(self.tag_list()).join(",,") if self.tag_list() else ""
+        self.agent_url = normalised_url(self.url)
+        fields = kwargs.get("update_fields")
+        if fields is not None and "url" in fields:
+            kwargs["update_fields"] = [*fields, "agent_url"]
         super().save(*args, **kwargs)
 
     def tag_list(self) -> list[str]:

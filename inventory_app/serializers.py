@@ -74,7 +74,8 @@ class HostSerializer(serializers.Serializer):
         choices=STATES,
         help_text="ok; down: the last poll failed (last_error says why); stale: the agent answers but "
         "is not following its logs; no log source: the agent has no sshd log it can read (last_error "
-        "says why); never polled.",
+        "says why); duplicate: another entry polls the same agent and counts it (last_error says which), "
+        "so this one stores nothing and is in no total; never polled.",
     )
     last_success = serializers.DateTimeField(source="last_success_at", allow_null=True)
     last_error = serializers.CharField(allow_blank=True)

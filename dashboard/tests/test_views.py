@@ -14,7 +14,7 @@ from django.utils import timezone
 from collector.contract import COUNT_NAMES as COUNTS
 from collector.retention import prune
 from dashboard import queries
-from inventory_app.models import DOWN, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
+from inventory_app.models import DOWN, DUPLICATE, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
 from inventory_app.tests.agents import address_sources, polled_hosts
 from inventory_app.tests.stored import DAY, SEEN, make_host, store_day, store_source
 
@@ -176,7 +176,8 @@ class DashboardTests(TestCase):
         # Distinct over hosts and days: 203.0.113.1 (two hosts) and 198.51.100.7 count once.
         self.assertEqual(totals["distinct_sources"], 4)
         self.assertEqual(
-            response.context["states"], {OK: 1, STALE: 0, DOWN: 1, NO_SOURCE: 0, NEVER_POLLED: 1}
+            response.context["states"],
+            {OK: 1, STALE: 0, DOWN: 1, NO_SOURCE: 0, DUPLICATE: 0, NEVER_POLLED: 1},
         )
         self.assertContains(response, f'<span class="value">{totals["sessions"]}</span>')
         # The chart of the same range adds up to the same connections.

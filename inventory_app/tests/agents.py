@@ -185,12 +185,14 @@ class ScriptedAgent:
     zeros included, as the agent API does now."""
 
     def __init__(self, testcase, days: dict[date, list[dict]] | None = None, hostile=None, page_size=100,
-                 every_day: bool = False):  # fmt: skip
+                 every_day: bool = False, host: str | None = None):  # fmt: skip
         today = timezone.localdate()
         self.days = days if days is not None else {today: sources_of(today, 3)}
         self.hostile = hostile or (lambda path, answer: answer)
         self.page_size = page_size
         self.every_day = every_day
+        # The host name its health reports (ALPHA_HOST_NAME); None: it says none, as old agents.
+        self.host = host
         self.fake = FakeAgent(self.answer)
         testcase.addCleanup(self.fake.close)
         self.url = self.fake.url
@@ -206,7 +208,7 @@ class ScriptedAgent:
         parts = urlsplit(path)
         query = parse_qs(parts.query)
         if parts.path == "/api/v1/health/":
-            return Answer.json(HEALTH)
+            return Answer.json(HEALTH if self.host is None else {**HEALTH, "host": self.host})
         if parts.path == "/api/v1/logins/":
             days = dict(self.days)
             if self.every_day:

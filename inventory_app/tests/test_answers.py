@@ -191,6 +191,7 @@ class HealthTests(unittest.TestCase):
     def test_it_sums_the_sources_and_keeps_the_latest_event(self):
         health = answers.health(
             {
+                "host": "Web1.example.com ",
                 "agent_version": "0.2.0",
                 "following": True,
                 "sources": [
@@ -208,6 +209,7 @@ class HealthTests(unittest.TestCase):
         self.assertEqual(
             health,
             {
+                "host": "web1.example.com",  # compared with other entries' in one spelling
                 "agent_version": "0.2.0",
                 "following": True,
                 "source_problem": None,
@@ -218,8 +220,10 @@ class HealthTests(unittest.TestCase):
             },
         )
         quiet = answers.health({"agent_version": "0.2.0", "sources": []}, NOW)
+        # An agent that does not say its name (older ones) is known by its URL alone.
         self.assertEqual(
-            (quiet["following"], quiet["unread_bytes"], quiet["last_event_at"]), (False, None, None)
+            (quiet["host"], quiet["following"], quiet["unread_bytes"], quiet["last_event_at"]),
+            (None, False, None, None),
         )
 
     def test_it_refuses_a_bad_health(self):
@@ -231,6 +235,8 @@ class HealthTests(unittest.TestCase):
                 "sources": [{"unread_bytes": -1}],
             },
             "sources: must be a list": {"agent_version": "1"},
+            "host: must be a string": {"host": ["web1"], "agent_version": "1", "sources": []},
+            "host: must not be blank": {"host": " ", "agent_version": "1", "sources": []},
             "sources[0].last_event_at: must be between 2006-02-16 09:00 and 2026-03-04 09:00 UTC": {
                 "agent_version": "1",
                 "sources": [{"last_event_at": "9999-12-31T23:59:59-14:00"}],
