@@ -110,8 +110,8 @@ def seed(args, today: date) -> dict:
     day_table, source_table = HostDay._meta.db_table, HostSource._meta.db_table
     day_sql = (
         f'INSERT INTO "{day_table}" (host_id, day, sessions, accepted, failed_attempts, failed_sessions, '
-        "invalid_user_sessions, preauth_only, unique_sources, top_users, polled_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        "invalid_user_sessions, preauth_only, unique_sources, stored_sources, top_users, polled_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     )
     source_sql = (
         f'INSERT INTO "{source_table}" (host_id, day, ip, sessions, failed_attempts, accepted, users, '
@@ -158,7 +158,7 @@ def seed(args, today: date) -> dict:
                     "accepted": 0} for u in rng.sample(USERS, 10)]  # fmt: skip
             failed_sessions = max(sessions - accepted - k // 3, 0)
             day_rows.append((host_id, sql_day, sessions, accepted, failed, failed_sessions,
-                             failed_sessions // 2, k // 3, len(entries), json.dumps(top),
+                             failed_sessions // 2, k // 3, len(entries), len(entries), json.dumps(top),
                              ops.adapt_datetimefield_value(now)))  # fmt: skip
             truth[day]["sessions"] += sessions
             truth[day]["accepted"] += accepted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Count
@@ -29,6 +29,14 @@ def day_rows(since: date | None = None, until: date | None = None) -> list[dict]
         row.as_dict(row.pruned_sources if row.pruned_sources is not None else unique.get(row.day, 0))
         for row in DailyCount.objects.for_range(since, until)
     ]
+
+
+def range_rows(since: date, until: date) -> list[dict]:
+    """Every day from `since` through `until` in date order, as the range endpoint lists them: a
+    day without connections is zeros, as day_detail answers it, never left out."""
+    stored = {row["date"]: row for row in day_rows(since, until)}
+    days = (since + timedelta(days=i) for i in range((until - since).days + 1))
+    return [stored.get(day.isoformat()) or DailyCount(day=day).as_dict(0) for day in days]
 
 
 def day_detail(day: date) -> dict:

@@ -94,7 +94,11 @@ class DayDetailSerializer(DayCountsSerializer):
 
 class DayRangeSerializer(serializers.Serializer):
     host = serializers.CharField()
-    days = DayCountsSerializer(many=True)
+    days = DayCountsSerializer(
+        many=True,
+        help_text="Every day from since through until, in date order; a day without connections is "
+        "listed with zeros, as /api/v1/logins/{day}/ answers it.",
+    )
 
 
 class SourceSerializer(serializers.ModelSerializer):

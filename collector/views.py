@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from .api import DAY_PARAM, ERROR, valid_day
 from .authentication import BearerTokenAuthentication, HasAgentTokenOrIsStaff
-from .counts import day_detail, day_rows, health
+from .counts import day_detail, health, range_rows
 from .metrics import AgentCollector
 from .models import AcceptedLogin, DailySource
 from .pagination import LoginPagination, SourcePagination
@@ -60,7 +60,7 @@ class DayRangeView(AgentView, APIView):
     def get(self, request):
         params = RangeParamSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        days = day_rows(params.validated_data["since"], params.validated_data["until"])
+        days = range_rows(params.validated_data["since"], params.validated_data["until"])
         return Response(DayRangeSerializer({"host": settings.ALPHA_HOST_NAME, "days": days}).data)
 
 

@@ -13,9 +13,9 @@ from datetime import date, timedelta
 
 from django.db.models import Count, Q, Sum
 
-from collector.contract import COUNT_NAMES
+from collector.contract import COUNT_NAMES, TALLIED
 from inventory_app import fleet
-from inventory_app.fleet import days_in, sources_in
+from inventory_app.fleet import days_between, days_in, sources_in
 from inventory_app.models import Host, HostDay
 
 # The connections chart shows this many hosts by name and sums the rest into one dataset. Its
@@ -24,10 +24,6 @@ BUSIEST = 8
 OTHERS = "other hosts"
 BUSIEST_OF_DAY = 20
 TREND_DAYS = 14
-
-
-def days_between(since: date, until: date) -> list[date]:
-    return [since + timedelta(days=i) for i in range((until - since).days + 1)]
 
 
 def host_trends(since: date, until: date) -> dict[int, list[int]]:
@@ -76,13 +72,14 @@ def connections_by_host(since: date, until: date, busiest: int = BUSIEST) -> dic
 
 
 def outcomes_per_day(since: date, until: date) -> dict:
-    """The fleet's counts per day over the range, zeros on days no host stored: one query."""
+    """The fleet's counts of connections, attempts and logins per day over the range, summed over
+    the hosts, zeros on days no host stored: one query."""
     days = days_between(since, until)
     index = {day: i for i, day in enumerate(days)}
-    counts = {name: [0] * len(days) for name in COUNT_NAMES}
-    for row in fleet.fleet_days(since, until):
-        for name in COUNT_NAMES:
-            counts[name][index[row["date"]]] = row[name]
+    counts = {name: [0] * len(days) for name in TALLIED}
+    for day, row in fleet.daily_sums(since, until).items():
+        for name in TALLIED:
+            counts[name][index[day]] = row[name]
     return {"days": days, **counts}
 
 
@@ -108,13 +105,14 @@ def busiest_on(day: date, top: int = BUSIEST_OF_DAY) -> list[dict]:
 
 
 def attackers_per_day(since: date, until: date) -> dict:
-    """Distinct addresses per day over the fleet: all, those that failed, those that logged in.
-    One query."""
+    """Distinct addresses per day over the fleet (as fleet.distinct_addresses counts them): all,
+    those that failed, those that logged in. One query."""
     days = days_between(since, until)
     index = {day: i for i, day in enumerate(days)}
     counts = {name: [0] * len(days) for name in ("addresses", "failing", "accepting")}
     rows = (
         sources_in(since, until)
+        .addresses()
         .order_by()
         .values("day")
         .annotate(

@@ -30,7 +30,7 @@ from collector.contract import (
     TALLIED,
 )
 from inventory_app import fleet
-from inventory_app.models import NEVER_POLLED, NO_SOURCE, Host, host_name_validator
+from inventory_app.models import DUPLICATE, NEVER_POLLED, NO_SOURCE, Host, host_name_validator
 
 from . import queries
 from .forms import HostRangeForm, RangeForm, default_range
@@ -156,6 +156,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         states=states,
         never_polled=states[NEVER_POLLED],
         no_source=states[NO_SOURCE],
+        duplicates=states[DUPLICATE],
         busiest=queries.BUSIEST,
         hosts=hosts,
         trend_days=min(queries.TREND_DAYS, (until - since).days + 1),
@@ -215,10 +216,15 @@ def day_view(request: HttpRequest, day: str) -> HttpResponse:
         "counts": COUNTS,
         **fleet.fleet_day(parsed),
     }
-    # Each row's counts in the contract's order, for the table's columns.
+    # Each row's counts in the contract's order, for the table's columns; the totals' distinct
+    # sources say when they are only a lower bound.
     for row in context["hosts"]:
         row["counts"] = [row[name] for name in COUNT_NAMES]
-    context["total_counts"] = [context["totals"][name] for name in COUNT_NAMES]
+    totals = context["totals"]
+    context["total_counts"] = [
+        (totals[name], name == "unique_sources" and totals["unique_sources_lower_bound"])
+        for name in COUNT_NAMES
+    ]
     return page(request, "dashboard/day.html", context)
 
 

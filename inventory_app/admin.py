@@ -1,4 +1,5 @@
 """The inventory UI: hosts in the Django admin, with their polling status and a "Poll now" action.
+A second entry for an agent already listed (its URL spelled another way) is refused.
 
 The agent token is write-only here: pages show only Host.masked_token(), a blank token field
 keeps the stored one, and no lookup, filter or search of the changelist may touch the token
@@ -15,10 +16,12 @@ from django.utils import timezone
 
 from . import polling
 from .inventory import check_token, parse_tags, sentence, stored_tags
-from .models import Host
+from .models import Host, normalised_url
 
 STATUS_FIELDS = (
     "state",
+    "duplicate_of",
+    "agent_host",
     "claimed",
     "last_poll_at",
     "last_success_at",
@@ -56,6 +59,17 @@ class HostForm(forms.ModelForm):
         model = Host
         fields = ["name", "url", "token", "enabled", "tags", "notes", "verify_tls", "ca_bundle"]
         help_texts = {"tags": "Separated by commas, ';' or spaces."}
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        # One agent, one entry: a second would be refused at every poll (identity.py).
+        other = Host.objects.filter(agent_url=normalised_url(url)).exclude(pk=self.instance.pk).first()
+        if other is not None:
+            raise forms.ValidationError(
+                f"{other.name} already polls the agent at {other.url}: one agent needs one entry, or its "
+                "connections are counted twice. Edit that entry instead."
+            )
+        return url
 
     def clean_token(self) -> str:
         token = self.cleaned_data["token"].strip()

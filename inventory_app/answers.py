@@ -25,7 +25,6 @@ from collector.contract import (
     MAX_USER_LENGTH,
     MAX_USERS_PER_SOURCE,
     TOP,
-    is_address,
 )
 
 MAX_COUNT = 10**12
@@ -128,15 +127,17 @@ def _utc(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
-def address(value, field: str) -> str:
-    """A source as the agent's parser took it from sshd's line: an IP address, or a name."""
+def address(value, field: str) -> bool:
+    """A source as the agent's parser took it from sshd's line: True for an IP address (what a
+    fleet's distinct addresses count), False for a name."""
     text(value, field, MAX_ADDRESS_LENGTH)
     try:
         ipaddress.ip_address(value)
     except ValueError:
         if not NAME.fullmatch(value):
             raise InvalidAnswer(field, "must be an IP address or a host name") from None
-    return value
+        return False
+    return True
 
 
 def at_most(values: dict, name: str, limit_name: str, limit: int, field: str = "") -> None:
@@ -177,7 +178,9 @@ def health(data, now: datetime) -> dict:
         if s.get("last_event_at") is not None
     ]
     problem = data.get("source_problem")  # agents before 0.3 do not send it
+    name = data.get("host")  # ALPHA_HOST_NAME; without it, an entry is known by its URL alone
     return {
+        "host": None if name is None else text(name, "host", MAX_ADDRESS_LENGTH).strip().lower(),
         "agent_version": text(data.get("agent_version"), "agent_version", 40),
         "following": following,
         "source_problem": None if problem is None else text(problem, "source_problem", 300),
@@ -264,7 +267,8 @@ def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | No
 
 def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
     data = mapping(data, "")
-    row = {"ip": address(data.get("ip"), "ip")}
+    row = {"ip": data.get("ip")}
+    row["is_address"] = address(row["ip"], "ip")
     row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
     row["users"] = each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users")
     row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)
@@ -286,8 +290,8 @@ def day_with_sources(row: dict, sources: list[dict]) -> None:
     """The day's counts (fetched after its sources, so never behind them) must hold its sources:
     no more addresses than unique_sources, no more connections, failures or logins in total."""
     # Host names (PAM's rhost where sshd wrote no address) and addresses the listener only
-    # refused are listed but not counted (collector.contract.is_address).
-    addresses = sum(1 for s in sources if s["sessions"] and is_address(s["ip"]))
+    # refused are listed but not counted.
+    addresses = sum(1 for s in sources if s["sessions"] and s["is_address"])
     if addresses > row["unique_sources"]:
         raise InvalidAnswer(
             "unique_sources", f"is {row['unique_sources']} but the source list has {addresses} addresses"
@@ -325,7 +329,8 @@ def login(data, earliest: datetime, at_latest: datetime, latest: datetime) -> di
     data = mapping(data, "")
     row = {"at": moment(data.get("at"), "at", earliest, at_latest)}
     row["user"] = text(data.get("user"), "user", MAX_USER_LENGTH, blank=True)
-    row["ip"] = address(data.get("ip"), "ip")
+    row["ip"] = data.get("ip")
+    address(row["ip"], "ip")
     port = data.get("port")
     if port is not None and (type(port) is not int or not 0 <= port <= 65535):
         raise InvalidAnswer("port", "must be a port number or null")

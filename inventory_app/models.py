@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 from django.core.validators import RegexValidator
 from django.db import connections, models
@@ -22,17 +25,41 @@ NEVER_POLLED = "never polled"
 # The agent answers but has no sshd log it can read (none exists, or its user may not read it):
 # its zeros mean nothing, and last_error says why.
 NO_SOURCE = "no log source"
+# Another entry of the inventory polls the same agent and counts it (duplicate_of; last_error
+# says how they were found to be one): this one stores nothing and is in no total.
+DUPLICATE = "duplicate"
 STATES = [
     (OK, "ok"),
     (STALE, "stale"),
     (DOWN, "down"),
     (NO_SOURCE, "no log source"),
+    (DUPLICATE, "duplicate"),
     (NEVER_POLLED, "never polled"),
 ]
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 host_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", "Use letters, digits, '.', '_' and '-' (a host name)."
 )
+
+
+def normalised_url(url: str) -> str:
+    """The agent a URL reaches, spelled one way: scheme and host in lower case (an IP address in
+    its short form, no trailing dot), no default port, user name or trailing slash. The path
+    stays as it is (an agent behind a proxy lives under its prefix)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    with contextlib.suppress(ValueError):  # a name, not an address: kept as it is
+        host = str(ipaddress.ip_address(host))
+    try:
+        port = parts.port
+    except ValueError:  # not a number: kept as written, so that it matches only itself
+        port = parts.netloc.rsplit(":", 1)[-1]
+    netloc = f"[{host}]" if ":" in host else host
+    if port and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 class HostQuerySet(models.QuerySet):
@@ -74,12 +101,26 @@ class Host(models.Model):
     polled_through = models.DateField(null=True, blank=True)
     # Set while a poll of this host runs: a conditional UPDATE claims it (see polling.claim).
     polling_since = models.DateTimeField(null=True, blank=True)
+    # Who the agent is, to count it once however many entries reach it (polling.identify): its
+    # URL as normalised_url spells it, kept by save(); the host name its agent reports (lower
+    # case; none from agents that do not say it), and since when, counted, this entry has.
+    agent_url = models.CharField(max_length=400, blank=True, default="", editable=False)
+    agent_host = models.CharField(max_length=255, blank=True, default="", editable=False)
+    agent_host_since = models.DateTimeField(null=True, blank=True, editable=False)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates", editable=False
+    )
 
     objects = HostQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["state"], name="host_state")]  # admin filter, fleet pages
+        indexes = [
+            models.Index(fields=["state"], name="host_state"),  # admin filter, fleet pages
+            # Used by every poll (and the admin's form) to find other entries of the same agent.
+            models.Index(fields=["agent_url"], name="host_agent_url"),
+            models.Index(fields=["agent_host"], name="host_agent_host"),
+        ]
         # Reading the fleet never makes the server talk to agents; fetching a day live does.
         permissions = [("refresh_day", "Can fetch a day live from every agent")]
 
@@ -88,6 +129,10 @@ class Host(models.Model):
 
     def save(self, *args, **kwargs):
         self.tags = ",".join(self.tag_list()).join(",,") if self.tag_list() else ""
+        self.agent_url = normalised_url(self.url)
+        fields = kwargs.get("update_fields")
+        if fields is not None and "url" in fields:
+            kwargs["update_fields"] = [*fields, "agent_url"]
         super().save(*args, **kwargs)
 
     def tag_list(self) -> list[str]:
@@ -104,6 +149,10 @@ class HostDay(DayCounts):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="days")
     day = models.DateField()
     unique_sources = models.BigIntegerField(default=0)
+    # How many of the day's sources are stored here (HostSource rows): fewer than unique_sources
+    # once retention pruned them (here or on the agent), or while only the counts were fetched
+    # (a live refresh). A distinct count over stored sources is then only a lower bound.
+    stored_sources = models.BigIntegerField(default=0)
     # The agent's ten busiest user names of the day: [{user, sessions, failed_attempts, accepted}].
     top_users = models.JSONField(default=list)
     polled_at = models.DateTimeField(default=timezone.now)
@@ -118,9 +167,14 @@ class HostDay(DayCounts):
 
 
 class HostSourceQuerySet(CountsQuerySet):
+    def addresses(self) -> HostSourceQuerySet:
+        """The rows whose source is an IP address: what a count of distinct addresses counts (a
+        source sshd wrote as a name says nothing of the address it stood for)."""
+        return self.filter(is_address=True, sessions__gt=0)
+
     # The columns polling writes, in the order of the tuples from db_rows().
-    COLUMNS = ("host_id", "day", "ip", "sessions", "failed_attempts", "accepted", "users", "first_seen",
-               "last_seen", "first_failed", "last_failed", "first_accepted")  # fmt: skip
+    COLUMNS = ("host_id", "day", "ip", "is_address", "sessions", "failed_attempts", "accepted", "users",
+               "first_seen", "last_seen", "first_failed", "last_failed", "first_accepted")  # fmt: skip
 
     def db_rows(self, host_id: int, day: date, sources: list[dict]) -> list[tuple]:
         """Checked source rows (polling's answers.source) as database values for replace_day(),
@@ -133,6 +187,7 @@ class HostSourceQuerySet(CountsQuerySet):
                 host_id,
                 stored_day,
                 s["ip"],
+                s["is_address"],
                 s["sessions"],
                 s["failed_attempts"],
                 s["accepted"],
@@ -181,13 +236,17 @@ class HostSource(AddressCounts):
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="sources")
     day = models.DateField()
+    # False for a source sshd wrote as a name (UseDNS, "UNKNOWN"): listed with the sources, never
+    # counted as an address (fleet.distinct_addresses). Decided at polling (answers.address).
+    is_address = models.BooleanField(default=True, db_default=True)
 
     objects = HostSourceQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["host", "day", "ip"], name="hostsource_host_day_ip")]
-        # The fleet's attackers of a day: group by ip over hosts.
-        indexes = [models.Index(fields=["day", "ip"], name="hostsource_day_ip")]
+        # The fleet's attackers of a day (group by ip over hosts), and its distinct addresses,
+        # read from this index alone.
+        indexes = [models.Index(fields=["day", "ip", "is_address"], name="hostsource_day_ip_address")]
 
 
 class HostLogin(models.Model):

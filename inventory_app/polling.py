@@ -21,14 +21,27 @@ import requests
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
 
-from . import answers
+from . import answers, identity
 from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
-from .models import DOWN, NO_SOURCE, OK, STALE, Host, HostDay, HostLogin, HostSource
+from .identity import Duplicate
+from .models import (
+    DOWN,
+    DUPLICATE,
+    NO_SOURCE,
+    OK,
+    STALE,
+    Host,
+    HostDay,
+    HostLogin,
+    HostSource,
+    normalised_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +116,10 @@ def agent_errors(host: Host) -> Iterator[None]:
     through: a stopped round records nothing)."""
     try:
         yield
+    except Duplicate as exc:
+        # Recorded as it was found (identity.demote): the entry that counts the agent, and why.
+        host.state, host.last_error = DUPLICATE, str(exc)[:300]
+        Host.objects.filter(pk=host.pk).update(last_poll_at=timezone.now())
     except PollError as exc:
         record_failure(host, str(exc))
     except Stopped:
@@ -113,12 +130,14 @@ def agent_errors(host: Host) -> Iterator[None]:
 
 
 def fetch_and_store(host: Host, agent: Agent) -> None:
+    check_url(host)
     health = checked(
         answers.health,
         agent.get("/api/v1/health/", read_timeout=settings.ALPHA_POLL_HEALTH_TIMEOUT),
         "health",
         timezone.now(),
     )
+    identify(host, health["host"])
     today = timezone.localdate()
     backfill_start = today - timedelta(days=settings.ALPHA_BACKFILL_DAYS - 1)
     since = (
@@ -131,7 +150,11 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     days = checked(
         answers.day_range, agent.get("/api/v1/logins/", {"since": since, "until": until}), "day list"
     )
-    reported = {row["date"]: row for row in days if since <= row["date"] <= until}
+    # A day of zeros is a day without connections (agents list them; older ones leave them
+    # out): nothing to fetch or store, as for a day not listed at all.
+    reported = {
+        row["date"]: row for row in days if since <= row["date"] <= until and any(row[f] for f in COUNT_NAMES)
+    }
     stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
     unchanged = []
     for day, row in sorted(reported.items()):
@@ -155,6 +178,53 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
         HostLogin.objects.filter(host=host, day__in=gone).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
+
+
+def check_url(host: Host) -> None:
+    """Before any request: raise Duplicate if an older entry polls the same URL (identity.py)."""
+    spelled = normalised_url(host.url)
+    if host.agent_url != spelled:  # written by update() or bulk_create(), which skip save()
+        with one_writer():
+            Host.objects.filter(pk=host.pk).update(agent_url=spelled)
+    first = identity.older_at_url(host)
+    if first is not None:
+        with one_writer(), transaction.atomic():
+            identity.demote(host.pk, first, identity.url_reason(first))
+        raise Duplicate(identity.url_reason(first))
+
+
+def identify(host: Host, name: str | None) -> None:
+    """Decide, under the name's lock, whether this entry counts the agent that reports `name`
+    or another entry does (then raise Duplicate): identity.py says how."""
+    if not name:
+        # An agent that does not say its name (older ones) is known by its URL alone.
+        if host.agent_host or host.duplicate_of_id is not None:
+            with one_writer():
+                Host.objects.filter(pk=host.pk).update(
+                    agent_host="", agent_host_since=None, duplicate_of=None
+                )
+        return
+    with one_writer(), transaction.atomic():
+        first = identity.first_with_name(host, name)
+        if first.pk != host.pk:
+            identity.demote(host.pk, first, identity.name_reason(name, first))
+    if first.pk != host.pk:
+        raise Duplicate(identity.name_reason(name, first))
+
+
+@contextlib.contextmanager
+def counted(host: Host) -> Iterator[None]:
+    """A write transaction in which this entry still counts its agent. Its first statement, a
+    conditional UPDATE of the entry's row, waits for a decision that makes the entry a duplicate
+    (which updates that row) or makes it wait, so what is written here is either kept or
+    deleted by that decision, never left beside the other entry's counts."""
+    with one_writer(), transaction.atomic():
+        if not Host.objects.filter(pk=host.pk, duplicate_of__isnull=True).update(
+            polling_since=F("polling_since")
+        ):
+            why = Host.objects.filter(pk=host.pk).values_list("last_error", flat=True).first()
+            raise Duplicate(why or "Another entry counts this agent.")
+        yield
 
 
 def fetch_day(agent: Agent, day: date) -> dict:
@@ -237,9 +307,9 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict], logins: lis
     a day."""
     rows = HostSource.objects.db_rows(host.pk, day, sources)
     login_rows = [HostLogin(host=host, day=day, **login) for login in logins]
-    with one_writer(), transaction.atomic():
+    with counted(host):
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
-        counts = day_defaults(row)
+        counts = {**day_defaults(row), "stored_sources": len(sources)}
         if not HostDay.objects.filter(host=host, day=day).update(**counts):
             HostDay.objects.create(host=host, day=day, **counts)
         HostSource.objects.replace_day(host.pk, day, rows)
@@ -271,37 +341,49 @@ def day_defaults(row: dict) -> dict:
 
 
 def record_success(host: Host, health: dict, polled_through: date) -> None:
-    host.last_poll_at = host.last_success_at = timezone.now()
-    host.last_error = ""
-    host.consecutive_failures = 0
-    host.agent_version = health["agent_version"]
-    host.unread_bytes = health["unread_bytes"]
-    host.malformed_lines = health["malformed_lines"]
-    host.unknown_last_24h = health["unknown_last_24h"]
-    host.last_event_at = health["last_event_at"]
-    host.polled_through = polled_through
+    now = timezone.now()
+    status = {
+        "last_poll_at": now,
+        "last_success_at": now,
+        "last_error": "",
+        "consecutive_failures": 0,
+        "agent_version": health["agent_version"],
+        "unread_bytes": health["unread_bytes"],
+        "malformed_lines": health["malformed_lines"],
+        "unknown_last_24h": health["unknown_last_24h"],
+        "last_event_at": health["last_event_at"],
+        "polled_through": polled_through,
+    }
     if health.get("source_problem"):
         # Reachable, but with no log to read: not an ok host with zeros.
-        host.state = NO_SOURCE
-        host.last_error = health["source_problem"][:300]
+        status.update(state=NO_SOURCE, last_error=health["source_problem"][:300])
     else:
         # Reachable, but its agent is not following its log: the numbers are getting old.
-        host.state = OK if health["following"] else STALE
-    # Only polling's own fields: an admin edit made while the poll ran must survive it.
-    host.save(
-        update_fields=[
-            "last_poll_at", "last_success_at", "last_error", "consecutive_failures", "agent_version",
-            "unread_bytes", "malformed_lines", "unknown_last_24h", "last_event_at", "polled_through", "state",
-        ]
-    )  # fmt: skip
+        status["state"] = OK if health["following"] else STALE
+    # The reported name is this entry's, counted, from the end of its first poll that said it.
+    since = {"agent_host_since": Coalesce(F("agent_host_since"), Value(now))} if health.get("host") else {}
+    # Only polling's own fields (an admin edit made while the poll ran must survive it), and only
+    # while no other entry took the agent over during this poll (identity.py).
+    if Host.objects.filter(pk=host.pk, duplicate_of__isnull=True).update(**status, **since):
+        for name, value in status.items():
+            setattr(host, name, value)
+    else:
+        host.refresh_from_db(fields=["state", "last_error"])
 
 
 def record_failure(host: Host, error: str) -> None:
-    host.last_poll_at = timezone.now()
-    host.last_error = error[:300]
-    host.consecutive_failures += 1
-    host.state = DOWN
-    host.save(update_fields=["last_poll_at", "last_error", "consecutive_failures", "state"])
+    now = timezone.now()
+    failed = {"last_poll_at": now, "last_error": error[:300], "state": DOWN}
+    # A duplicate stays one (its error says which entry counts its agent).
+    if Host.objects.filter(pk=host.pk, duplicate_of__isnull=True).update(
+        **failed, consecutive_failures=F("consecutive_failures") + 1
+    ):
+        host.consecutive_failures += 1
+        for name, value in failed.items():
+            setattr(host, name, value)
+    else:
+        Host.objects.filter(pk=host.pk).update(last_poll_at=now)
+        host.refresh_from_db(fields=["state", "last_error"])
 
 
 def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = None) -> dict[str, int]:
@@ -391,9 +473,15 @@ def refresh_day(
             return ""
         try:
             host = Host.objects.get(pk=host_id)
+            first = identity.older_at_url(host)
+            if host.duplicate_of_id is not None or first is not None:
+                errors[host_id] = (
+                    f"Not refreshed: {host.last_error if first is None else identity.url_reason(first)}"
+                )
+                return host.state
             with agent_errors(host):
                 row = fetch_day(Agent.for_host(host, poll_budget(within)), day)
-                with one_writer():
+                with counted(host):
                     if (
                         not HostDay.objects.filter(host=host, day=day).update(**day_defaults(row))
                         and row["sessions"]

@@ -12,12 +12,10 @@ from collector.serializers import (
     TopUserSerializer,
 )
 
-from .fleet import FLAGGED_MEANING
+from .fleet import DISTINCT_MEANING, FLAGGED_MEANING, LOWER_BOUND_MEANING
 from .models import STATES
 
 MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the database's integers
-
-SUMMED = "Summed over the hosts: an address seen by two hosts counts twice in unique_sources."
 
 
 class CountsSerializer(AgentCountsSerializer):
@@ -76,7 +74,8 @@ class HostSerializer(serializers.Serializer):
         choices=STATES,
         help_text="ok; down: the last poll failed (last_error says why); stale: the agent answers but "
         "is not following its logs; no log source: the agent has no sshd log it can read (last_error "
-        "says why); never polled.",
+        "says why); duplicate: another entry polls the same agent and counts it (last_error says which), "
+        "so this one stores nothing and is in no total; never polled.",
     )
     last_success = serializers.DateTimeField(source="last_success_at", allow_null=True)
     last_error = serializers.CharField(allow_blank=True)
@@ -119,7 +118,11 @@ class FleetHostSerializer(CountsSerializer):
 
 
 class FleetTotalsSerializer(CountsSerializer):
-    unique_sources = serializers.IntegerField(min_value=0, help_text=SUMMED)
+    """The fleet's counts: connections, attempts and logins summed over the hosts (each happened
+    on one host); unique_sources counted distinct over them all (never a sum)."""
+
+    unique_sources = serializers.IntegerField(min_value=0, help_text=DISTINCT_MEANING)
+    unique_sources_lower_bound = serializers.BooleanField(help_text=LOWER_BOUND_MEANING)
 
 
 class FleetDaySerializer(serializers.Serializer):
@@ -141,7 +144,9 @@ class FleetRangeSerializer(serializers.Serializer):
     since = serializers.DateField()
     until = serializers.DateField()
     days = FleetRangeDaySerializer(
-        many=True, help_text="In date order; days no host stored counts for are left out."
+        many=True,
+        help_text="Every day from since through until, in date order; a day no host stored counts for "
+        "(no connections anywhere, or nothing polled yet) is zeros with hosts 0.",
     )
 
 

@@ -69,7 +69,7 @@ class PruneTests(TestCase):
     def test_it_is_idempotent(self):
         self.prune()
         self.assertIn(
-            "deleted 0 agent sources, 0 agent users, 0 agent logins, 0 host sources, 0 host days' top users",
+            "deleted 0 agent sources, 0 agent users, 0 agent logins, 0 host sources, 0 host days' top users, 0 host logins",
             self.prune(),
         )
         self.assertEqual(day_detail(self.old)["unique_sources"], 3)

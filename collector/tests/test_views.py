@@ -9,6 +9,7 @@ from django.test import TestCase, override_settings
 from rest_framework.test import APIClient
 
 from collector.agent import Agent
+from collector.contract import COUNT_NAMES
 from collector.models import DailyCount, DailySource
 
 from .logs import brute_force, login, sample_log
@@ -74,8 +75,21 @@ class AgentApiTests(TestCase):
         self.assertEqual(response.status_code, 200)
         data = response.json()
         self.assertEqual(data["host"], "web1")
-        self.assertEqual([d["date"] for d in data["days"]], ["2026-03-02", "2026-03-03"])
+        self.assertEqual([d["date"] for d in data["days"]], [f"2026-03-{n:02}" for n in range(1, 32)])
+        self.assertEqual([d["date"] for d in data["days"] if d["sessions"]], ["2026-03-02", "2026-03-03"])
         self.assertNotIn("top_sources", data["days"][0])
+
+    def test_it_lists_every_day_of_a_range_as_the_day_endpoint_answers_it(self):
+        data = self.client.get("/api/v1/logins/", {"since": "2026-02-28", "until": "2026-03-04"}).json()
+        # Days without connections are listed too, with the zeros the day endpoint answers.
+        self.assertEqual(
+            [d["date"] for d in data["days"]],
+            ["2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"],
+        )
+        for row in data["days"]:
+            day = self.client.get(f"/api/v1/logins/{row['date']}/").json()
+            self.assertEqual(row, {k: v for k, v in day.items() if k in row}, row["date"])
+        self.assertEqual(data["days"][0], {"date": "2026-02-28", **dict.fromkeys(COUNT_NAMES, 0)})
 
     def test_it_rejects_bad_dates_and_ranges_with_json(self):
         for url, params in [

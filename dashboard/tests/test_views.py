@@ -1,19 +1,21 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import TestCase
+from django.test import TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from collector.contract import COUNT_NAMES as COUNTS
+from collector.retention import prune
 from dashboard import queries
-from inventory_app.models import DOWN, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
+from inventory_app.models import DOWN, DUPLICATE, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
+from inventory_app.tests.agents import address_sources, polled_hosts
 from inventory_app.tests.stored import DAY, SEEN, make_host, store_day, store_source
 
 SINCE = DAY - timedelta(days=6)
@@ -174,7 +176,8 @@ class DashboardTests(TestCase):
         # Distinct over hosts and days: 203.0.113.1 (two hosts) and 198.51.100.7 count once.
         self.assertEqual(totals["distinct_sources"], 4)
         self.assertEqual(
-            response.context["states"], {OK: 1, STALE: 0, DOWN: 1, NO_SOURCE: 0, NEVER_POLLED: 1}
+            response.context["states"],
+            {OK: 1, STALE: 0, DOWN: 1, NO_SOURCE: 0, DUPLICATE: 0, NEVER_POLLED: 1},
         )
         self.assertContains(response, f'<span class="value">{totals["sessions"]}</span>')
         # The chart of the same range adds up to the same connections.
@@ -480,3 +483,61 @@ class DashboardTests(TestCase):
         self.assertEqual([name for name, _ in result["hosts"]], ["web2", "web1"])
         self.assertEqual(result["others"], [0] * 7)
         self.assertEqual(settings.LOGIN_URL, "/accounts/login/")
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)
+class FleetTotalsTests(TestCase):
+    """The pages' totals of distinct sources, on days polled from agents over HTTP: distinct
+    addresses over every host, marked when some host's sources are not stored."""
+
+    def setUp(self):
+        self.client.force_login(User.objects.create_user("carol", password="a long test password"))
+        self.today = timezone.localdate()
+        self.yesterday = self.today - timedelta(days=1)
+        shared = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+        polled_hosts(
+            self,
+            {
+                "web1": {
+                    self.today: address_sources(self.today, [*shared, "198.51.100.1"]),
+                    self.yesterday: address_sources(self.yesterday, ["192.0.2.1", "192.0.2.9"]),
+                },
+                # A source sshd wrote as a name: one of web2's sources, never an address.
+                "web2": {self.today: address_sources(self.today, [*shared, "gateway.example.net"])},
+            },
+        )
+
+    def all_hosts_row(self, day: date) -> list[str]:
+        html = self.client.get(f"/days/{day}/").content.decode()
+        foot = re.search(r"<tfoot>.*?</tfoot>", html, re.S).group(0)
+        return [cell.strip() for cell in re.findall(r'<td class="num"[^>]*>([^<]*)</td>', foot)]
+
+    def test_it_shows_the_days_distinct_addresses_in_the_all_hosts_row(self):
+        response = self.client.get(f"/days/{self.today}/")
+        hosts = response.context["hosts"]
+        self.assertEqual([h["unique_sources"] for h in hosts], [4, 4])  # each agent's count
+        row = self.all_hosts_row(self.today)
+        # Connections are summed; the sources are the three shared addresses once and web1's own.
+        self.assertEqual(row[0], str(sum(h["sessions"] for h in hosts)))
+        self.assertEqual(row[-1], "4")
+
+    def test_it_counts_only_addresses_in_the_overviews_distinct_sources(self):
+        response = self.client.get("/", {"since": self.yesterday, "until": self.today})
+        # The five addresses of the two days; the name is not one.
+        self.assertEqual(response.context["totals"]["distinct_sources"], 5)
+        self.assertContains(
+            response, '<span class="value">5</span><span class="name">distinct sources</span>'
+        )
+
+    def test_it_marks_the_distinct_sources_a_lower_bound_when_detail_was_pruned(self):
+        prune(self.today, 1)  # yesterday's sources go, its counts stay
+        self.assertEqual(self.all_hosts_row(self.yesterday)[-1], "≥ 0")
+        self.assertEqual(self.all_hosts_row(self.today)[-1], "4")
+        response = self.client.get("/", {"since": self.yesterday, "until": self.today})
+        self.assertContains(
+            response, '<span class="value">≥ 4</span><span class="name">distinct sources</span>'
+        )
+        html = self.client.get(
+            "/hosts/web1/", {"since": self.yesterday, "until": self.today}
+        ).content.decode()
+        self.assertIn('<span class="value">≥ 4</span><span class="name">distinct sources</span>', html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -13,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
+
+from inventory_app import polling
+from inventory_app.models import OK, Host
 
 
 @dataclass
@@ -143,6 +147,7 @@ def closed_port_url() -> str:
 
 # --- An agent that answers like a real one, unless told otherwise ----------------------------
 
+DAY_PATH = re.compile(r"/api/v1/(?P<what>logins|sources)/(?P<day>\d{4}-\d{2}-\d{2})/")
 HEALTH = {"agent_version": "1", "following": True, "sources": []}
 
 
@@ -175,13 +180,19 @@ def day_of(day: date, sources: list[dict]) -> dict:
 
 class ScriptedAgent:
     """Serves `days` ({date: [sources]}) as the agent API does, pages of `page_size` rows;
-    `hostile(path, answer) -> Answer` may replace any answer."""
+    `hostile(path, answer) -> Answer` may replace any answer. Its day list leaves out days
+    without connections, as older agents do; with `every_day` it lists every day asked for,
+    zeros included, as the agent API does now."""
 
-    def __init__(self, testcase, days: dict[date, list[dict]] | None = None, hostile=None, page_size=100):
+    def __init__(self, testcase, days: dict[date, list[dict]] | None = None, hostile=None, page_size=100,
+                 every_day: bool = False, host: str | None = None):  # fmt: skip
         today = timezone.localdate()
         self.days = days if days is not None else {today: sources_of(today, 3)}
         self.hostile = hostile or (lambda path, answer: answer)
         self.page_size = page_size
+        self.every_day = every_day
+        # The host name its health reports (ALPHA_HOST_NAME); None: it says none, as old agents.
+        self.host = host
         self.fake = FakeAgent(self.answer)
         testcase.addCleanup(self.fake.close)
         self.url = self.fake.url
@@ -197,20 +208,44 @@ class ScriptedAgent:
         parts = urlsplit(path)
         query = parse_qs(parts.query)
         if parts.path == "/api/v1/health/":
-            return Answer.json(HEALTH)
+            return Answer.json(HEALTH if self.host is None else {**HEALTH, "host": self.host})
         if parts.path == "/api/v1/logins/":
-            return Answer.json({"host": "x", "days": [day_of(d, s) for d, s in sorted(self.days.items())]})
-        for day, sources in self.days.items():
-            if parts.path == f"/api/v1/logins/{day}/":
-                return Answer.json({"host": "x", **day_of(day, sources), "top_sources": [], "top_users": []})
-            if parts.path == f"/api/v1/sources/{day}/":
-                start = int(query.get("cursor", ["0"])[0])
-                end = start + self.page_size
-                link = f"{self.url}/api/v1/sources/{day}/?cursor={end}" if end < len(sources) else None
-                return Answer.json({"next": link, "previous": None, "results": sources[start:end]})
-        return Answer(404, b'{"detail": "Not found."}')
+            days = dict(self.days)
+            if self.every_day:
+                since, until = (date.fromisoformat(query[name][0]) for name in ("since", "until"))
+                days = {since + timedelta(days=i): days.get(since + timedelta(days=i), [])
+                        for i in range((until - since).days + 1)}  # fmt: skip
+            return Answer.json({"host": "x", "days": [day_of(d, s) for d, s in sorted(days.items())]})
+        found = DAY_PATH.fullmatch(parts.path)
+        if found is None:
+            return Answer(404, b'{"detail": "Not found."}')
+        # Any day: one without connections is zeros and no sources, as the agent answers it.
+        day = date.fromisoformat(found["day"])
+        sources = self.days.get(day, [])
+        if found["what"] == "logins":
+            return Answer.json({"host": "x", **day_of(day, sources), "top_sources": [], "top_users": []})
+        start = int(query.get("cursor", ["0"])[0])
+        end = start + self.page_size
+        link = f"{self.url}/api/v1/sources/{day}/?cursor={end}" if end < len(sources) else None
+        return Answer.json({"next": link, "previous": None, "results": sources[start:end]})
 
 
 def days_back(n: int) -> list[date]:
     today = timezone.localdate()
     return [today - timedelta(days=i) for i in range(n)]
+
+
+def polled_hosts(testcase, fleet: dict[str, dict[date, list[dict]]]) -> dict[str, ScriptedAgent]:
+    """A host per name, each polled once from its own agent serving its days over HTTP: what a
+    fleet stores, the way polling stores it."""
+    agents = {}
+    for name, days in fleet.items():
+        agents[name] = ScriptedAgent(testcase, days)
+        host = Host.objects.create(name=name, url=agents[name].url, token=TOKEN)
+        testcase.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
+    return agents
+
+
+def address_sources(day: date, ips: list[str]) -> list[dict]:
+    """Sources of the day with these addresses (or names), as sources_of() makes them."""
+    return [{**row, "ip": ip} for row, ip in zip(sources_of(day, len(ips)), ips, strict=True)]

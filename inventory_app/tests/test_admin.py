@@ -150,6 +150,30 @@ class HostAdminTests(TestCase):
 
         self.assertEqual(Host.objects.get(name="new1").token, "new-token-0123456789abcdef")
 
+    def test_it_refuses_a_second_entry_for_an_agent_already_in_the_inventory(self):
+        # web1's URL spelled another way: the same agent, which would be counted twice.
+        for url in ("HTTPS://Web1.Example.COM:443/", "https://web1.example.com/"):
+            with self.subTest(url):
+                new = Host(name="web1-again", url=url)
+                response = self.client.post(
+                    reverse("admin:inventory_app_host_add"),
+                    form_data(new, token="new-token-0123456789abcdef"),
+                )
+                self.assertEqual(response.status_code, 200)
+                (error,) = response.context["adminform"].form.errors["url"]
+                self.assertIn("web1 already polls the agent at https://web1.example.com", error)
+                self.assertFalse(Host.objects.filter(name="web1-again").exists())
+        # Another port or path is another agent; an entry may keep its own URL.
+        new = Host(name="web1-other", url="https://web1.example.com:8443")
+        self.client.post(
+            reverse("admin:inventory_app_host_add"), form_data(new, token="new-token-0123456789abcdef")
+        )
+        self.assertTrue(Host.objects.filter(name="web1-other").exists())
+        change = reverse("admin:inventory_app_host_change", args=[self.web.pk])
+        self.assertRedirects(
+            self.client.post(change, form_data(self.web, url="https://WEB1.example.com/")), CHANGELIST
+        )
+
 
 # Real threads poll here, each with its own connection: they must see committed rows.
 @override_settings(ALPHA_POLL_CONNECT_TIMEOUT=0.5, ALPHA_POLL_READ_TIMEOUT=0.5, ALPHA_POLL_HEALTH_TIMEOUT=0.5)

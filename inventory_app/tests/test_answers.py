@@ -47,6 +47,7 @@ class SourcePageTests(unittest.TestCase):
             [
                 {
                     "ip": "203.0.113.9",
+                    "is_address": True,
                     "sessions": 3,
                     "failed_attempts": 7,
                     "accepted": 0,
@@ -135,10 +136,14 @@ class SourcePageTests(unittest.TestCase):
         self.assertEqual(self.problem([]), "source page: must be an object")
 
     def test_it_takes_addresses_and_names_as_sshd_writes_them(self):
-        for ip in ("203.0.113.9", "2001:db8::1", "fe80::1%eth0", "host-203-0-113-9.example.net", "UNKNOWN"):
+        addresses = ("203.0.113.9", "2001:db8::1", "fe80::1%eth0", "::ffff:203.0.113.9")
+        names = ("host-203-0-113-9.example.net", "UNKNOWN", "203.0.113", "203.0.113.009")
+        for ip in addresses + names:
             with self.subTest(ip):
                 rows, _ = answers.source_page({"next": None, "results": [source(ip=ip)]}, DAY, NOW)
                 self.assertEqual(rows[0]["ip"], ip)
+                # Only an address counts in a fleet's distinct addresses.
+                self.assertEqual(rows[0]["is_address"], ip in addresses)
 
     def test_it_takes_a_long_session_that_ends_days_later(self):
         # A login that began on the day may end days later: its last line is bounded by now only.
@@ -149,15 +154,15 @@ class SourcePageTests(unittest.TestCase):
 
     def test_it_refuses_a_day_that_does_not_hold_its_sources(self):
         day = answers.day_counts(counts(sessions=5, unique_sources=2, failed_attempts=9, accepted=1))
-        rows = [{"ip": "192.0.2.1", "sessions": 2, "failed_attempts": 4, "accepted": 1},
-                {"ip": "2001:db8::1", "sessions": 3, "failed_attempts": 5, "accepted": 0}]  # fmt: skip
+        rows = [{"ip": "192.0.2.1", "is_address": True, "sessions": 2, "failed_attempts": 4, "accepted": 1},
+                {"ip": "2001:db8::1", "is_address": True, "sessions": 3, "failed_attempts": 5, "accepted": 0}]  # fmt: skip
         answers.day_with_sources(day, rows)  # exactly the day's: fine
         # Listed but not counted as addresses: a host name, and an address only refused.
         answers.day_with_sources(
             day,
-            [{**rows[0], "sessions": 1}, rows[1], {**rows[0], "ip": "host.example.net", "sessions": 1,
-             "failed_attempts": 0, "accepted": 0}, {"ip": "192.0.2.9", "sessions": 0, "failed_attempts": 0,
-             "accepted": 0}],
+            [{**rows[0], "sessions": 1}, rows[1], {**rows[0], "ip": "host.example.net", "is_address": False,
+             "sessions": 1, "failed_attempts": 0, "accepted": 0}, {"ip": "192.0.2.9", "is_address": True,
+             "sessions": 0, "failed_attempts": 0, "accepted": 0}],
         )  # fmt: skip
         cases = {
             "unique_sources: is 2 but the source list has 3 addresses": [
@@ -218,6 +223,7 @@ class HealthTests(unittest.TestCase):
     def test_it_sums_the_sources_and_keeps_the_latest_event(self):
         health = answers.health(
             {
+                "host": "Web1.example.com ",
                 "agent_version": "0.2.0",
                 "following": True,
                 "sources": [
@@ -235,6 +241,7 @@ class HealthTests(unittest.TestCase):
         self.assertEqual(
             health,
             {
+                "host": "web1.example.com",  # compared with other entries' in one spelling
                 "agent_version": "0.2.0",
                 "following": True,
                 "source_problem": None,
@@ -245,8 +252,10 @@ class HealthTests(unittest.TestCase):
             },
         )
         quiet = answers.health({"agent_version": "0.2.0", "sources": []}, NOW)
+        # An agent that does not say its name (older ones) is known by its URL alone.
         self.assertEqual(
-            (quiet["following"], quiet["unread_bytes"], quiet["last_event_at"]), (False, None, None)
+            (quiet["host"], quiet["following"], quiet["unread_bytes"], quiet["last_event_at"]),
+            (None, False, None, None),
         )
 
     def test_it_refuses_a_bad_health(self):
@@ -258,6 +267,8 @@ class HealthTests(unittest.TestCase):
                 "sources": [{"unread_bytes": -1}],
             },
             "sources: must be a list": {"agent_version": "1"},
+            "host: must be a string": {"host": ["web1"], "agent_version": "1", "sources": []},
+            "host: must not be blank": {"host": " ", "agent_version": "1", "sources": []},
             "sources[0].last_event_at: must be between 2006-02-16 09:00 and 2026-03-04 09:00 UTC": {
                 "agent_version": "1",
                 "sources": [{"last_event_at": "9999-12-31T23:59:59-14:00"}],

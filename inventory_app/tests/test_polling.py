@@ -14,13 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db.models import F
-from django.test import LiveServerTestCase, override_settings
+from django.test import LiveServerTestCase, TestCase, override_settings
 from django.utils import timezone
 
+import inventory_app.models as inventory
 from collector.models import AcceptedLogin, AgentState, DailyCount, DailySource
 from collector.tests.helpers import write_log
 from collector.tests.logs import brute_force, scanner, today_lines
-from inventory_app import polling
+from inventory_app import fleet, polling
 from inventory_app.models import (
     DOWN,
     NEVER_POLLED,
@@ -304,6 +305,171 @@ class RefreshDayTests(LiveServerTestCase):
         self.assertEqual(list(errors), [hung.pk])
         day = HostDay.objects.get(host=live)
         self.assertEqual(day.sessions, DailyCount.objects.get(day=timezone.localdate()).sessions)
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0, ALPHA_BACKFILL_DAYS=30)
+class PollingEmptyDaysTests(TestCase):
+    """Agents list the days without connections as zeros (older ones leave them out): a day the
+    range says is all zeros is never fetched, and nothing is stored for it."""
+
+    def poll(self, agent: ScriptedAgent) -> Host:
+        host = Host.objects.create(name=f"h{Host.objects.count()}", url=agent.url, token=TOKEN)
+        self.assertEqual(polling.poll_host(host.pk), OK, Host.objects.get(pk=host.pk).last_error)
+        return host
+
+    def test_it_costs_one_request_for_thirty_empty_days(self):
+        agent = ScriptedAgent(self, days={}, every_day=True)
+        host = self.poll(agent)
+        # The health, then the day list (31 days, tomorrow included, all zeros): nothing more.
+        listed = [p for p in agent.paths if p.startswith("/api/v1/logins/?")]
+        self.assertEqual(len(listed), 1)
+        self.assertEqual(len(agent.paths), 2, agent.paths)
+        self.assertFalse(HostDay.objects.filter(host=host).exists())
+
+    def test_it_fetches_and_stores_only_the_days_with_connections_from_old_and_new_agents(self):
+        today = timezone.localdate()
+        days = {
+            today: sources_of(today, 3),
+            today - timedelta(days=9): sources_of(today - timedelta(days=9), 2),
+        }
+        for every_day in (False, True):
+            with self.subTest(every_day=every_day):
+                agent = ScriptedAgent(self, days, every_day=every_day)
+                host = self.poll(agent)
+                # Health, day list, then each day with connections: its sources and its counts.
+                self.assertEqual(len(agent.paths), 2 + 2 * len(days), agent.paths)
+                self.assertEqual(
+                    sorted(HostDay.objects.filter(host=host).values_list("day", flat=True)), sorted(days)
+                )
+
+    def test_it_drops_a_stored_day_the_agent_now_lists_as_zeros(self):
+        today = timezone.localdate()
+        agent = ScriptedAgent(self, {today: sources_of(today, 3)}, every_day=True)
+        host = self.poll(agent)
+        self.assertTrue(HostSource.objects.filter(host=host, day=today).exists())
+        # The agent's database was reset: today is zeros now, and is not fetched again.
+        agent.days = {}
+        agent.paths.clear()
+        polling.poll_host(host.pk)
+        self.assertEqual(len(agent.paths), 2, agent.paths)
+        self.assertFalse(HostDay.objects.filter(host=host).exists())
+        self.assertFalse(HostSource.objects.filter(host=host).exists())
+
+
+@override_settings(ALPHA_AGENT_TOKEN=TOKEN, ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)
+class DuplicateAgentTests(LiveServerTestCase):
+    """One agent behind two inventory entries (another name, the same URL or the same reported
+    host name) is polled and counted once: the first entry counts it, the other gets an error
+    and stays out of every total."""
+
+    def setUp(self):
+        write_log(today_lines(70, "198.51.100.5"))  # the live agent's log
+
+    def fleet_sessions(self) -> int:
+        return fleet.day_totals(timezone.localdate())["sessions"]
+
+    def assert_counted_once(self, first: Host, again: Host, *words: str):
+        first.refresh_from_db()
+        again.refresh_from_db()
+        self.assertEqual((first.state, first.last_error), (OK, ""))
+        self.assertEqual(again.state, inventory.DUPLICATE)
+        for word in (first.name, *words):
+            self.assertIn(word, again.last_error)
+        self.assertEqual(again.duplicate_of, first)
+        self.assertTrue(HostDay.objects.filter(host=first).exists())
+        self.assertFalse(HostDay.objects.filter(host=again).exists())
+        self.assertFalse(HostSource.objects.filter(host=again).exists())
+
+    def test_it_counts_an_agent_once_when_two_entries_share_its_url(self):
+        first = Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
+        # The same URL spelled another way: scheme and host in capitals, a trailing slash.
+        again = Host.objects.create(name="web1-again", url=self.live_server_url.upper() + "/", token=TOKEN)
+        self.assertEqual(polling.poll_round(), {OK: 1, inventory.DUPLICATE: 1})
+        self.assert_counted_once(first, again, "URL")
+        today = DailyCount.objects.get(day=timezone.localdate())
+        self.assertEqual(self.fleet_sessions(), today.sessions)
+        # A live refresh does not count it twice either; nor does the next round.
+        errors = polling.refresh_day(timezone.localdate())
+        self.assertIn("web1", errors[again.pk])
+        self.assertEqual(polling.poll_round(), {OK: 1, inventory.DUPLICATE: 1})
+        self.assertEqual(self.fleet_sessions(), today.sessions)
+
+    @override_settings(ALPHA_HOST_NAME="web1")
+    def test_it_counts_an_agent_once_when_two_entries_reach_it_by_different_names(self):
+        first = Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
+        url = self.live_server_url.replace("localhost", "127.0.0.1")
+        self.assertNotEqual(url, self.live_server_url)
+        again = Host.objects.create(name="web1-by-address", url=url, token=TOKEN)
+        self.assertEqual(polling.poll_round(), {OK: 1, inventory.DUPLICATE: 1})
+        self.assert_counted_once(first, again, "'web1'")
+        self.assertEqual(self.fleet_sessions(), DailyCount.objects.get(day=timezone.localdate()).sessions)
+        # The first entry disabled, the other one counts the agent (and catches up its days).
+        Host.objects.filter(pk=first.pk).update(enabled=False)
+        HostDay.objects.filter(host=first).delete()
+        self.assertEqual(polling.poll_round(), {OK: 1})
+        again.refresh_from_db()
+        self.assertEqual((again.state, again.duplicate_of), (OK, None))
+        self.assertEqual(self.fleet_sessions(), DailyCount.objects.get(day=timezone.localdate()).sessions)
+
+    def test_the_older_entry_counts_the_agent_whichever_poll_gets_there_first(self):
+        # Two URLs of one agent (same name, same token), polled in one concurrent round; the
+        # slow one's health comes after the other's whole poll.
+        def slow(path, answer):
+            return replace(answer, delay=0.5) if path.startswith("/api/v1/health/") else answer
+
+        for slower in ("older", "younger"):
+            with self.subTest(slower=slower):
+                Host.objects.all().delete()
+                urls = [ScriptedAgent(self, host="web1", hostile=slow if slower == which else None).url
+                        for which in ("older", "younger")]  # fmt: skip
+                older, younger = (Host.objects.create(name=name, url=url, token=TOKEN)
+                                  for name, url in zip(("web1", "web1-again"), urls))  # fmt: skip
+                # (The round's summary is what each poll ended with: when the younger entry's
+                # poll ends first, it is taken over after it.)
+                polling.poll_round()
+                self.assert_counted_once(older, younger, "'web1'")
+                self.assertEqual(polling.poll_round(), {OK: 1, inventory.DUPLICATE: 1})
+                self.assert_counted_once(older, younger, "'web1'")
+
+    def test_it_shows_the_name_an_agent_reports_as_text(self):
+        hostile = "<img src=x onerror=alert(1)>"
+        urls = [ScriptedAgent(self, host=hostile).url for _ in range(2)]
+        first, again = (
+            Host.objects.create(name=f"web{i}", url=url, token=TOKEN) for i, url in enumerate(urls)
+        )
+        polling.poll_round()
+        self.assert_counted_once(first, again, hostile)
+        self.client.force_login(User.objects.create_superuser("admin", password="pw"))
+        # The pages escape it (the API returns it as a JSON string, as every agent text).
+        for url in (
+            f"/hosts/{again.name}/",
+            f"/admin/inventory_app/host/{again.pk}/change/",
+            "/admin/inventory_app/host/",
+        ):
+            with self.subTest(url):
+                response = self.client.get(url)
+                self.assertEqual(response.status_code, 200)
+                self.assertNotIn(hostile, response.content.decode())
+                self.assertIn("&lt;img src=x onerror=alert(1)&gt;", response.content.decode())
+
+    def test_an_agent_claiming_another_hosts_name_cannot_knock_it_out(self):
+        today = timezone.localdate()
+        honest = ScriptedAgent(self, {today: sources_of(today, 3)}, host="web7")
+        liar = ScriptedAgent(self, {today: sources_of(today, 5, first=50)}, host="evil")
+        # The liar's entry is the older one, and the fleet shares one token.
+        evil = Host.objects.create(name="evil", url=liar.url, token=TOKEN)
+        web7 = Host.objects.create(name="web7", url=honest.url, token=TOKEN)
+        self.assertEqual(polling.poll_round(), {OK: 2})
+        # Now it claims web7's name: the name's first holder keeps it, the newer claim loses.
+        liar.host = "web7"
+        self.assertEqual(polling.poll_round(), {OK: 1, inventory.DUPLICATE: 1})
+        self.assert_counted_once(web7, evil, "'web7'")
+        self.assertEqual(self.fleet_sessions(), day_of(today, sources_of(today, 3))["sessions"])
+        # With a token of its own it is another agent, whatever name it says: both count.
+        Host.objects.filter(pk=evil.pk).update(token="another-token-0123456789")
+        self.assertEqual(polling.poll_round(), {OK: 2})
+        web7.refresh_from_db()
+        self.assertEqual((web7.state, web7.duplicate_of), (OK, None))
 
 
 @override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)

@@ -27,7 +27,7 @@ from inventory_app import tasks
 from inventory_app.models import NEVER_POLLED, OK, Host, HostDay
 from inventory_app.schedule import POLL_TASK, POLL_TASK_NAME, ensure_poll_schedule
 
-from .agents import TOKEN, SlowAgent
+from .agents import TOKEN, ScriptedAgent, SlowAgent, day_of
 
 AGENT_SETTINGS = {
     "ALPHA_AGENT_TOKEN": TOKEN,
@@ -104,13 +104,20 @@ class TaskTests(LiveServerTestCase):
     def test_poll_all_hosts_polls_every_enabled_host_once(self):
         run_eagerly(self)
         self.assertEqual(tasks.poll_all_hosts(), 0)
-        web = [Host.objects.create(name=f"web{i}", url=self.live_server_url, token=TOKEN) for i in (1, 2)]
+        # Two hosts, each with its own agent (one agent behind two entries is counted once).
+        other = ScriptedAgent(self)
+        web = [Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN),
+               Host.objects.create(name="web2", url=other.url, token=TOKEN)]  # fmt: skip
         off = Host.objects.create(name="off", url=self.live_server_url, token=TOKEN, enabled=False)
         self.assertEqual(tasks.poll_all_hosts(), 2)
         for host in web:
             host.refresh_from_db()
             self.assertEqual((host.state, host.polling_since), (OK, None))
-            self.assertEqual(stored_counts(host), agent_counts())
+        self.assertEqual(stored_counts(web[0]), agent_counts())
+        self.assertEqual(
+            stored_counts(web[1]),
+            {day: tuple(day_of(day, sources)[f] for f in TALLIED) for day, sources in other.days.items()},
+        )
         # A disabled host is never polled.
         off.refresh_from_db()
         self.assertEqual(off.state, NEVER_POLLED)

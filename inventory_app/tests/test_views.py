@@ -20,11 +20,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from alphaproject.wsgi import application
 from collector.contract import COUNT_NAMES as COUNTS
 from collector.models import DailyCount
+from collector.retention import prune
 from collector.tests.helpers import write_log
 from collector.tests.logs import today_lines
+from inventory_app import polling
 from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay
 
-from .agents import TOKEN, SilentAgent
+from .agents import TOKEN, Answer, ScriptedAgent, SilentAgent, address_sources, polled_hosts
 from .stored import DAY, store_day, store_source
 
 
@@ -174,30 +176,40 @@ class CentralApiTests(TestCase):
         self.assertEqual(web2["sessions"], 100)
         self.assertEqual((web3["sessions"], web3["polled_at"]), (0, None))
         self.assertIsNone(web1["refresh_error"])
-        # Totals: the sum of the rows shown, and of what is stored.
-        self.assertEqual(data["totals"], {f: sum(h[f] for h in data["hosts"]) for f in COUNTS})
-        for f in COUNTS:
+        # Totals: the connections, attempts and logins are the sums of the rows shown, and of
+        # what is stored.
+        self.assertEqual(set(data["totals"]), {*COUNTS, "unique_sources_lower_bound"})
+        for f in COUNTS[:-1]:
+            self.assertEqual(data["totals"][f], sum(h[f] for h in data["hosts"]), f)
             self.assertEqual(
                 data["totals"][f], sum(HostDay.objects.filter(day=DAY).values_list(f, flat=True))
             )
+        # The sources are the distinct addresses stored (five, of nine rows); these days were
+        # stored without their sources counted, so that is at least how many there were.
+        self.assertEqual(data["totals"]["unique_sources"], 5)
+        self.assertIs(data["totals"]["unique_sources_lower_bound"], True)
 
     def test_it_answers_zeros_for_a_day_no_host_stored(self):
         data = self.client.get("/api/v1/fleet/logins/2020-01-01/").json()
         self.assertEqual(len(data["hosts"]), 3)
-        self.assertEqual(data["totals"], dict.fromkeys(COUNTS, 0))
+        self.assertEqual(data["totals"], {**dict.fromkeys(COUNTS, 0), "unique_sources_lower_bound": False})
 
     def test_it_lists_the_fleets_totals_per_day(self):
         response = self.client.get("/api/v1/fleet/logins/", {"since": "2026-03-01", "until": "2026-03-31"})
         self.assertEqual(response.status_code, 200)
         data = response.json()
         self.assertEqual((data["since"], data["until"]), ("2026-03-01", "2026-03-31"))
-        self.assertEqual([d["date"] for d in data["days"]], ["2026-03-01", "2026-03-02"])
-        first, second = data["days"]
-        self.assertEqual(set(second), {"date", "hosts", *COUNTS})
-        self.assertEqual((first["hosts"], second["hosts"]), (1, 2))
+        # Every day, as the agents list them: those no host stored are zeros.
+        self.assertEqual([d["date"] for d in data["days"]], [f"2026-03-{n:02}" for n in range(1, 32)])
+        first, second, third = data["days"][:3]
+        self.assertEqual(set(second), {"date", "hosts", *COUNTS, "unique_sources_lower_bound"})
+        self.assertEqual((first["hosts"], second["hosts"], third["hosts"]), (1, 2, 0))
         self.assertEqual(first["sessions"], 7)
-        for f in COUNTS:
+        for f in COUNTS[:-1]:
             self.assertEqual(second[f], sum(HostDay.objects.filter(day=DAY).values_list(f, flat=True)))
+        self.assertEqual((second["unique_sources"], first["unique_sources"]), (5, 0))
+        self.assertEqual(third, {"date": "2026-03-03", "hosts": 0, **dict.fromkeys(COUNTS, 0),
+                                 "unique_sources_lower_bound": False})  # fmt: skip
 
     def test_it_defaults_to_the_last_thirty_days(self):
         data = self.client.get("/api/v1/fleet/logins/").json()
@@ -205,7 +217,8 @@ class CentralApiTests(TestCase):
         self.assertEqual(
             (data["since"], data["until"]), ((today - timedelta(days=29)).isoformat(), today.isoformat())
         )
-        self.assertEqual([d["date"] for d in data["days"]], [today.isoformat()])
+        self.assertEqual(len(data["days"]), 30)
+        self.assertEqual([d["date"] for d in data["days"] if d["hosts"]], [today.isoformat()])
 
     # --- Shared sources -------------------------------------------------------------------------
 
@@ -286,10 +299,14 @@ class CentralApiTests(TestCase):
         self.assertEqual(Host.objects.count(), 20)
         with20 = [self.queries(url) for url in urls]
         self.assertEqual(with2, with20)
-        # The token, then: count and page; hosts and totals; count, page and host names.
-        self.assertEqual(with20, [3, 3, 4])
-        with self.assertNumQueries(3):
+        # The token, then: count and page; hosts, summed totals and distinct addresses; count,
+        # page and host names.
+        self.assertEqual(with20, [3, 4, 4])
+        with self.assertNumQueries(4):
             self.client.get("/api/v1/fleet/logins/2026-03-02/")
+        # The range: the token, the days' sums and their distinct addresses, however many days.
+        with self.assertNumQueries(3):
+            self.client.get("/api/v1/fleet/logins/", {"since": "2026-01-01", "until": "2026-03-31"})
 
     # --- Auth and validation --------------------------------------------------------------------
 
@@ -368,6 +385,84 @@ class CentralApiTests(TestCase):
         ]:
             self.assertEqual(paths[path]["get"]["security"], [{"tokenAuth": []}, {"cookieAuth": []}], path)
         self.assertEqual(staff.get("/api/docs/").status_code, 200)
+
+
+@override_settings(ALPHA_POLL_READ_TIMEOUT=2.0, ALPHA_POLL_CONNECT_TIMEOUT=2.0)
+class FleetDistinctSourcesTests(TestCase):
+    """The fleet's unique_sources are distinct addresses over every host (a host's row stays its
+    agent's count), on days polled from agents over HTTP."""
+
+    def setUp(self):
+        self.today = timezone.localdate()
+        self.yesterday = self.today - timedelta(days=1)
+        shared = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+        polled_hosts(
+            self,
+            {
+                "web1": {
+                    self.today: address_sources(self.today, [*shared, "198.51.100.1"]),
+                    self.yesterday: address_sources(self.yesterday, ["192.0.2.1"]),
+                },
+                # A source sshd wrote as a name is one of web2's sources, not an address.
+                "web2": {
+                    self.today: address_sources(self.today, [*shared, "gateway.example.net"]),
+                    self.yesterday: address_sources(self.yesterday, ["192.0.2.1", "192.0.2.9"]),
+                },
+            },
+        )
+        self.client = token_client(User.objects.create_user("carol", password="pw"))
+
+    def fleet_day(self, day: date) -> dict:
+        response = self.client.get(f"/api/v1/fleet/logins/{day}/")
+        self.assertEqual(response.status_code, 200)
+        return response.json()
+
+    def test_it_counts_each_address_once_however_many_hosts_saw_it(self):
+        data = self.fleet_day(self.today)
+        # Each host's row is its agent's count: four sources each.
+        self.assertEqual([h["unique_sources"] for h in data["hosts"]], [4, 4])
+        # The fleet's: the three shared addresses once and web1's own (not 8, the sum).
+        self.assertEqual(data["totals"]["unique_sources"], 4)
+        self.assertIs(data["totals"]["unique_sources_lower_bound"], False)
+        # The counts of connections are sums over the hosts.
+        for name in COUNTS[:-1]:
+            self.assertEqual(data["totals"][name], sum(h[name] for h in data["hosts"]), name)
+
+    def test_it_counts_distinct_addresses_per_day_over_a_range(self):
+        data = self.client.get("/api/v1/fleet/logins/", {"since": self.yesterday, "until": self.today}).json()
+        self.assertEqual(
+            [
+                (d["date"], d["hosts"], d["unique_sources"], d["unique_sources_lower_bound"])
+                for d in data["days"]
+            ],
+            [(self.yesterday.isoformat(), 2, 2, False), (self.today.isoformat(), 2, 4, False)],
+        )
+
+    def test_it_marks_the_count_a_lower_bound_when_a_hosts_sources_are_not_stored(self):
+        # web3's agent pruned yesterday's source detail (its retention): it still says how many.
+        def pruned(path, answer):
+            if path.startswith(f"/api/v1/sources/{self.yesterday}/"):
+                return Answer.json({"next": None, "previous": None, "results": []})
+            return answer
+
+        days = {self.yesterday: address_sources(self.yesterday, ["203.0.113.5", "203.0.113.6"])}
+        agent = ScriptedAgent(self, days, hostile=pruned)
+        host = Host.objects.create(name="web3", url=agent.url, token=TOKEN)
+        self.assertEqual(polling.poll_host(host.pk), OK)
+        data = self.fleet_day(self.yesterday)
+        self.assertEqual(data["hosts"][2]["unique_sources"], 2)
+        # The addresses stored, at least: web3's two are not known.
+        self.assertEqual(data["totals"]["unique_sources"], 2)
+        self.assertIs(data["totals"]["unique_sources_lower_bound"], True)
+        self.assertIs(self.fleet_day(self.today)["totals"]["unique_sources_lower_bound"], False)
+        # The central server's own retention prunes yesterday's detail of every host: the same.
+        prune(self.today, 1)
+        data = self.fleet_day(self.yesterday)
+        self.assertEqual(
+            (data["totals"]["unique_sources"], data["totals"]["unique_sources_lower_bound"]), (0, True)
+        )
+        self.assertEqual(data["totals"]["sessions"], sum(h["sessions"] for h in data["hosts"]))
+        self.assertEqual(self.fleet_day(self.today)["totals"]["unique_sources"], 4)
 
 
 @override_settings(
