@@ -294,6 +294,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Alerts and their deliveries have a `state` too: named, so the hosts' StateEnum keeps its name.
+    "ENUM_NAME_OVERRIDES": (
+        {
+            "StateEnum": "inventory_app.models.STATES",
+            "AlertStateEnum": "alerting.models.ALERT_STATES",
+            "DeliveryStateEnum": "alerting.models.DELIVERY_STATES",
+        }
+        if CENTRAL
+        else {}
+    ),
 }
 
 # Agent
