@@ -119,7 +119,13 @@ INSTALLED_APPS = [
     "collector",
 ]
 if CENTRAL:
-    INSTALLED_APPS += ["django_celery_beat", "rest_framework.authtoken", "inventory_app", "dashboard"]
+    INSTALLED_APPS += [
+        "django_celery_beat",
+        "rest_framework.authtoken",
+        "inventory_app",
+        "alerting",
+        "dashboard",
+    ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -288,6 +294,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Alerts and their deliveries have a `state` too: named, so the hosts' StateEnum keeps its name.
+    "ENUM_NAME_OVERRIDES": (
+        {
+            "StateEnum": "inventory_app.models.STATES",
+            "AlertStateEnum": "alerting.models.ALERT_STATES",
+            "DeliveryStateEnum": "alerting.models.DELIVERY_STATES",
+        }
+        if CENTRAL
+        else {}
+    ),
 }
 
 # Agent
@@ -331,6 +347,46 @@ if ALPHA_POLL_BUDGET * 2 > ALPHA_POLL_LEASE:
     )
 # Hosts polled at once by `poll_hosts` (Celery's concurrency is set on the workers).
 ALPHA_POLL_CONCURRENCY = env_int("ALPHA_POLL_CONCURRENCY", 64, minimum=1)
+
+# Alerts (central server)
+# The dashboard's address as people reach it: alert messages link to their page there.
+ALPHA_PUBLIC_URL = env_str("ALPHA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+if not ALPHA_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"ALPHA_PUBLIC_URL must start with https:// (or http://), not {ALPHA_PUBLIC_URL!r}."
+    )
+# Channels for scripted setups, created or updated at every migrate (alerting/apps.py).
+ALPHA_ALERT_WEBHOOK_URL = env_str("ALPHA_ALERT_WEBHOOK_URL").strip()
+ALPHA_ALERT_WEBHOOK_SECRET = env_secret("ALPHA_ALERT_WEBHOOK_SECRET").strip()
+if ALPHA_ALERT_WEBHOOK_URL and not ALPHA_ALERT_WEBHOOK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("ALPHA_ALERT_WEBHOOK_URL must start with https:// (or http://).")
+if ALPHA_ALERT_WEBHOOK_URL and len(ALPHA_ALERT_WEBHOOK_SECRET) < 16:
+    # Unsigned alerts could be forged by anyone who can reach the receiver.
+    raise ImproperlyConfigured(
+        "ALPHA_ALERT_WEBHOOK_URL needs ALPHA_ALERT_WEBHOOK_SECRET (or _FILE), at least 16 characters."
+    )
+ALPHA_ALERT_EMAIL_TO = [a.strip() for a in env_str("ALPHA_ALERT_EMAIL_TO").split(",") if a.strip()]
+# Seconds one delivery (a webhook request) may take in all, connect and answer included.
+ALPHA_ALERT_TIMEOUT = env_float("ALPHA_ALERT_TIMEOUT", 10.0, minimum=0.1)
+# A failed delivery is tried again after this many seconds, doubling each time up to the maximum,
+# until ALPHA_ALERT_MAX_ATTEMPTS attempts have failed (about a day with the defaults).
+ALPHA_ALERT_RETRY_SECONDS = env_float("ALPHA_ALERT_RETRY_SECONDS", 30.0, minimum=0.01)
+ALPHA_ALERT_RETRY_MAX_SECONDS = env_float("ALPHA_ALERT_RETRY_MAX_SECONDS", 3600.0, minimum=0.01)
+ALPHA_ALERT_MAX_ATTEMPTS = env_int("ALPHA_ALERT_MAX_ATTEMPTS", 30, minimum=1)
+
+# Email (alert channels): Django's mail settings.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both.")
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "alpha@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Celery
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -25,6 +25,7 @@ if settings.CENTRAL:
         path("admin/", admin.site.urls),
         path("api-auth/", include("rest_framework.urls")),
         path("api/v1/", include("inventory_app.urls")),
+        path("api/v1/", include("alerting.urls")),
         # Login and a POST-only logout for the dashboard; no password reset (it needs mail settings).
         path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
         path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

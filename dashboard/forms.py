@@ -51,3 +51,24 @@ class RangeForm(forms.Form):
 
 class HostRangeForm(RangeForm):
     day = forms.DateField(input_formats=DATE_FORMATS, required=False)
+
+
+class AlertFilterForm(forms.Form):
+    """The alerts page's filters (?state=&rule=&host=, ?alert=<id> for one alert, ?page=)."""
+
+    state = forms.ChoiceField(required=False)
+    rule = forms.ChoiceField(required=False)
+    host = forms.RegexField(regex=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", required=False)
+    alert = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    def __init__(self, *args, **kwargs):
+        from alerting.models import ALERT_STATES
+        from alerting.rules import REGISTRY
+
+        super().__init__(*args, **kwargs)
+        self.fields["state"].choices = [("", "any state"), *ALERT_STATES]
+        self.fields["rule"].choices = [("", "any rule"), *((k, r.name) for k, r in REGISTRY.items())]
+
+    def message(self) -> str:
+        return " ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())

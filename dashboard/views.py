@@ -15,12 +15,14 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
 
+from alerting.models import Alert
 from collector.contract import (
     ADDRESS_COUNT_NAMES,
     CONNECTION_COUNTS,
@@ -33,10 +35,11 @@ from inventory_app import fleet
 from inventory_app.models import DUPLICATE, NEVER_POLLED, NO_SOURCE, Host, host_name_validator
 
 from . import queries
-from .forms import HostRangeForm, RangeForm, default_range
+from .forms import AlertFilterForm, HostRangeForm, RangeForm, default_range
 from .templatetags.dashboard_text import visible
 
 ATTACKERS_PER_PAGE = 100
+ALERTS_PER_PAGE = 100
 # The overview's host table: who, how it is polled, and today's headline counts.
 HOST_TABLE = ("pk", "name", "tags", "state", "last_success_at", "last_error", "polled_at", "sessions",
               "accepted", "failed_attempts")  # fmt: skip
@@ -259,6 +262,48 @@ def attackers(request: HttpRequest) -> HttpResponse:
         per_day_url=reverse("dashboard-data-attackers") + data,
     )
     return page(request, "dashboard/attackers.html", context, error)
+
+
+@dashboard_view
+def alerts(request: HttpRequest) -> HttpResponse:
+    form = AlertFilterForm(request.GET)
+    error = "" if form.is_valid() else form.message()
+    params = form.cleaned_data if not error else {}
+    rows = Alert.objects.select_related("rule", "acknowledged_by").prefetch_related("deliveries__channel")
+    if params.get("alert"):
+        rows = rows.filter(pk=params["alert"])
+    else:
+        rows = rows.filter(state="open") if not request.GET else rows
+        rows = rows.filtered(params.get("state", ""), params.get("rule", ""), params.get("host", ""))
+    number = params.get("page") or 1
+    offset = (number - 1) * ALERTS_PER_PAGE
+    # One row more than a page says whether there is a next page, without counting them all.
+    rows = list(rows[offset : offset + ALERTS_PER_PAGE + 1])
+    keep = {k: v for k, v in request.GET.items() if k != "page"}
+    context = {
+        "section": "alerts",
+        "form": form,
+        "filter_error": error,
+        "rows": rows[:ALERTS_PER_PAGE],
+        "can_acknowledge": request.user.has_perm("alerting.acknowledge_alert"),
+        "previous_page": "?" + urlencode({**keep, "page": number - 1}) if number > 1 else "",
+        "next_page": "?" + urlencode({**keep, "page": number + 1}) if len(rows) > ALERTS_PER_PAGE else "",
+        "this_page": request.get_full_path(),
+    }
+    return page(request, "dashboard/alerts.html", context, error)
+
+
+@login_required
+@require_POST
+def acknowledge_alert(request: HttpRequest, pk: int) -> HttpResponse:
+    """The alerts page's Acknowledge button (a form POST: Django's CSRF check applies)."""
+    if not request.user.has_perm("alerting.acknowledge_alert"):
+        return HttpResponseForbidden("Acknowledging needs the permission 'Can acknowledge alerts'.")
+    get_object_or_404(Alert, pk=pk).acknowledge(request.user)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("dashboard-alerts")
+    return redirect(back)
 
 
 # --- Chart data ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collector.retention import prune
 
 from . import polling
 from .models import Host
+from .signals import round_dispatched
 
 
 @app.task(name="inventory_app.poll_all_hosts", ignore_result=True)
@@ -21,6 +22,7 @@ def poll_all_hosts() -> int:
         # A poll still queued when the round should be over is dropped (the next round has it),
         # so that a backlog behind slow hosts never piles up round after round.
         group(poll_host.s(host_id) for host_id in ids).apply_async(expires=settings.ALPHA_POLL_ROUND_TIMEOUT)
+    round_dispatched.send(sender=poll_all_hosts, timeout=settings.ALPHA_POLL_ROUND_TIMEOUT)
     return len(ids)
 
 

@@ -541,3 +541,79 @@ class FleetTotalsTests(TestCase):
             "/hosts/web1/", {"since": self.yesterday, "until": self.today}
         ).content.decode()
         self.assertIn('<span class="value">≥ 4</span><span class="name">distinct sources</span>', html)
+
+
+class AlertsPageTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        from django.contrib.auth.models import Permission
+
+        from alerting.models import Alert, Channel, Delivery, Rule
+
+        cls.viewer = User.objects.create_user("viewer", password="a long test password")
+        cls.acker = User.objects.create_user("acker", password="a long test password")
+        cls.acker.user_permissions.add(Permission.objects.get(codename="acknowledge_alert"))
+        seen = timezone.now()
+        cls.alert = Alert.objects.create(rule=Rule.objects.get(kind="brute_force"), key="203.0.113.9",
+                                         summary=f"203.0.113.9 failed; user names tried: {HOSTILE}.", user=HOSTILE,
+                                         address="203.0.113.9", hosts=",web1,", first_seen=seen, last_seen=seen)  # fmt: skip
+        channel = Channel.objects.create(
+            kind="webhook", name="hook", url="http://127.0.0.1:9/", secret="s" * 16
+        )
+        Delivery.objects.create(alert=cls.alert, channel=channel, attempts=2, last_error="Cannot post")
+
+    def test_it_shows_alerts_with_attacker_text_escaped_and_delivery_state(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get("/alerts/")
+        self.assertEqual(response.status_code, 200)
+        html = response.content.decode()
+        self.assertNotIn(HOSTILE, html)
+        self.assertIn(f"<bdi>203.0.113.9 failed; user names tried: {ESCAPED}.</bdi>", html)
+        self.assertIn("hook: pending (2 failed", html)
+        self.assertIn('aria-current="page">Alerts</a>', html)
+        # Without the permission, no button.
+        self.assertNotIn("Acknowledge</button>", html)
+
+    def test_acknowledging_needs_the_permission_and_a_post(self):
+        self.client.force_login(self.viewer)
+        self.assertEqual(self.client.post(f"/alerts/{self.alert.pk}/ack/").status_code, 403)
+        self.client.force_login(self.acker)
+        self.assertEqual(self.client.get(f"/alerts/{self.alert.pk}/ack/").status_code, 405)
+        self.assertEqual(self.alert.__class__.objects.get(pk=self.alert.pk).state, "open")
+
+    def test_it_acknowledges_from_the_page_with_csrf(self):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.acker)
+        page = client.get("/alerts/")
+        self.assertIn("Acknowledge</button>", page.content.decode())
+        # Without the token the POST is refused.
+        self.assertEqual(client.post(f"/alerts/{self.alert.pk}/ack/").status_code, 403)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+        response = client.post(
+            f"/alerts/{self.alert.pk}/ack/",
+            {"csrfmiddlewaretoken": token, "next": "/alerts/?state=acknowledged"},
+        )
+        self.assertRedirects(response, "/alerts/?state=acknowledged", fetch_redirect_response=False)
+        self.assertEqual(self.alert.__class__.objects.get(pk=self.alert.pk).state, "acknowledged")
+        # Open alerts are the default view; the acknowledged one shows under its filter, with who.
+        self.assertNotIn(f'id="alert-{self.alert.pk}"', client.get("/alerts/").content.decode())
+        self.assertIn("acknowledged by acker", client.get("/alerts/?state=acknowledged").content.decode())
+
+    def test_it_filters_and_refuses_bad_filters(self):
+        self.client.force_login(self.viewer)
+        self.assertIn(
+            f'id="alert-{self.alert.pk}"',
+            self.client.get("/alerts/?host=web1&rule=brute_force").content.decode(),
+        )
+        self.assertNotIn(
+            f'id="alert-{self.alert.pk}"', self.client.get("/alerts/?host=web2").content.decode()
+        )
+        self.assertIn(
+            f'id="alert-{self.alert.pk}"', self.client.get(f"/alerts/?alert={self.alert.pk}").content.decode()
+        )
+        self.assertEqual(self.client.get("/alerts/?state=nope").status_code, 400)
+
+    def test_it_needs_a_login(self):
+        self.assertEqual(self.client.get("/alerts/").status_code, 302)

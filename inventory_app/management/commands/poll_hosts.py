@@ -13,9 +13,12 @@ from django.utils import timezone
 from collector.agent import PRUNE_EVERY
 from collector.retention import prune
 from inventory_app.polling import poll_round, round_deadline
+from inventory_app.signals import poller_waiting, round_finished
 
 # After the database failed (restarted, unreachable), seconds before trying again.
 RETRY_SECONDS = 5
+# Between rounds, seconds between two poller_waiting signals (alerting retries deliveries then).
+WAITING_SIGNAL_SECONDS = 5
 
 
 class Command(BaseCommand):
@@ -47,8 +50,12 @@ class Command(BaseCommand):
             if options["once"]:
                 return
             # Sleep in short steps so SIGTERM ends the loop promptly.
+            signalled = time.monotonic()
             while not self.stopping and time.monotonic() - started < interval:
                 time.sleep(0.2)
+                if time.monotonic() - signalled >= WAITING_SIGNAL_SECONDS:
+                    signalled = time.monotonic()
+                    self.send_guarded(poller_waiting)
 
     def stop(self, signum, frame) -> None:
         # Ends the round at once: polls in flight are cut and record nothing.
@@ -74,7 +81,18 @@ class Command(BaseCommand):
             close_old_connections()
         summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no enabled hosts"
         self.stdout.write(f"Polled in {time.monotonic() - started:.1f} s: {summary}.")
+        self.send_guarded(round_finished)
         return True
+
+    def send_guarded(self, signal) -> None:
+        """Tell the apps that build on polling (alerting); their trouble never stops the poller."""
+        for receiver, result in signal.send_robust(sender=self.__class__, stdout=self.stdout):
+            if isinstance(result, Exception):
+                reason = str(result).strip().splitlines()[0] if str(result).strip() else type(result).__name__
+                self.stderr.write(
+                    f"{getattr(receiver, '__name__', receiver)} failed after the round: {reason[:200]}"
+                )
+            close_old_connections()
 
     def prune(self) -> None:
         try:

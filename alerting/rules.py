@@ -1,0 +1,318 @@
+"""The alert rules: one function per rule kind, reading the central database through the ORM,
+each returning Findings; a registry so that a new kind plugs in with a decorator (its Rule row
+is created at the next migrate, with the defaults given here).
+
+evaluate() runs every enabled rule and stores what they found, grouped into campaigns
+(models.Alert), together with the pending deliveries of every new alert, before anything is sent.
+
+Day granularity: polling stores each address once per host and day, with its day's counts and
+first and last time seen (inventory_app.HostSource). A rule over a window reads the rows of the
+days the window touches whose last_seen falls inside it, and counts their whole day: an address
+active within the window is counted with that day's earlier attempts too. So a window shorter
+than a day measures "still active within the window" rather than "failed N times within it".
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+
+from collector.contract import is_address
+from inventory_app.models import DOWN, NO_SOURCE, OK, STALE, Host, HostSource
+
+from .models import INFO, WARNING, Alert, Delivery, HostBaseline, Rule, host_field
+
+LOGIN_AFTER_FAILURES = "login_after_failures"
+NEW_LOGIN = "new_login"
+BRUTE_FORCE = "brute_force"
+HOST_NEEDS_LOOK = "host_needs_look"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule found about one key (an address, a user, a host and problem)."""
+
+    key: str
+    summary: str
+    severity: str
+    first_seen: datetime
+    last_seen: datetime
+    hosts: tuple[str, ...] = ()
+    address: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class RuleKind:
+    kind: str
+    name: str
+    description: str
+    window: timedelta
+    evaluate: Callable[[Rule, datetime], list[Finding]]
+    params: dict[str, int] = field(default_factory=dict)  # thresholds and their defaults
+    meanings: dict[str, str] = field(default_factory=dict)  # one sentence per threshold
+
+
+REGISTRY: dict[str, RuleKind] = {}
+
+
+def rule_kind(kind: str, name: str, description: str, window: timedelta, params=None, meanings=None):
+    """Register the decorated function as the evaluator of `kind`."""
+
+    def register(evaluate):
+        REGISTRY[kind] = RuleKind(kind, name, description, window, evaluate, params or {}, meanings or {})
+        return evaluate
+
+    return register
+
+
+# --- Rules 1 and 2: arriving with the logins model --------------------------------------------
+# Both need every successful login with its time, which polling does not store yet (issue 13,
+# "Every successful login, listed", being built in inventory_app). Until that model exists these
+# evaluators find nothing, on purpose: guessing logins from a day's `accepted` count would raise
+# alerts on the wrong times and addresses. Their Rule rows exist, so thresholds and channels can
+# be set up now.
+
+
+@rule_kind(
+    LOGIN_AFTER_FAILURES,
+    "Login after failures",
+    "A successful login from an address that failed on any host of the fleet within the window "
+    "before it. NOT EVALUATED YET: arrives with the logins model.",
+    timedelta(hours=24),
+)
+def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
+    return []  # ARRIVES WITH THE LOGINS MODEL (see above)
+
+
+@rule_kind(
+    NEW_LOGIN,
+    "Root or a new user/address pair",
+    "A login as root, or a user logging in from an address (or network) not seen for that user "
+    "within the window. NOT EVALUATED YET: arrives with the logins model.",
+    timedelta(days=30),
+    params={"ipv4_prefix": 24, "ipv6_prefix": 64},
+    meanings={
+        "ipv4_prefix": "IPv4 addresses in the same /N network count as the same address.",
+        "ipv6_prefix": "IPv6 addresses in the same /N network count as the same address.",
+    },
+)
+def new_login(rule: Rule, now: datetime) -> list[Finding]:
+    return []  # ARRIVES WITH THE LOGINS MODEL (see above)
+
+
+# --- Rule 3: brute force ----------------------------------------------------------------------
+
+
+@rule_kind(
+    BRUTE_FORCE,
+    "Brute force",
+    "More than N failed attempts from one address across the fleet within the window, or one "
+    "address failing on at least K hosts. Counted per day (see the module's note).",
+    timedelta(hours=1),
+    params={"failed_attempts": 100, "hosts": 3},
+    meanings={
+        "failed_attempts": "N: more failed attempts than this from one address, summed over the fleet.",
+        "hosts": "K: an address failing on at least this many hosts (0 turns this test off).",
+    },
+)
+def brute_force(rule: Rule, now: datetime) -> list[Finding]:
+    since = now - rule.window
+    most, least_hosts = rule.param("failed_attempts"), rule.param("hosts")
+    rows = (
+        HostSource.objects.filter(
+            day__gte=timezone.localdate(since),
+            day__lte=timezone.localdate(now),
+            last_seen__gte=since,
+            failed_attempts__gt=0,
+        )
+        .addresses()  # never a host name: whoever controls a PTR record chooses it
+        .order_by()
+    )
+    per_address = rows.values("ip").annotate(
+        failed=Sum("failed_attempts"),
+        host_count=Count("host", distinct=True),
+        first=Min("first_seen"),
+        last=Max("last_seen"),
+    )
+    matched = [
+        row
+        for row in per_address
+        if is_address(row["ip"])
+        and (row["failed"] > most or (least_hosts and row["host_count"] >= least_hosts))
+    ]
+    if not matched:
+        return []
+    hosts: dict[str, set[str]] = {}
+    users: dict[str, set[str]] = {}
+    for ip, name, tried in rows.filter(ip__in=[r["ip"] for r in matched]).values_list(
+        "ip", "host__name", "users"
+    ):
+        hosts.setdefault(ip, set()).add(name)
+        users.setdefault(ip, set()).update(tried)
+    findings = []
+    for row in matched:
+        ip, names = row["ip"], sorted(hosts.get(ip, ()))
+        tried = sorted(users.get(ip, ()))
+        summary = (
+            f"{ip} failed {row['failed']:,} attempts on {len(names)} host(s) ({', '.join(names)}) "
+            f"since {timezone.localtime(row['first']):%Y-%m-%d %H:%M}"
+        )
+        if tried:
+            more = f" and {len(tried) - 5} more" if len(tried) > 5 else ""
+            summary += "; user names tried: " + ", ".join(tried[:5]) + more
+        findings.append(
+            Finding(
+                key=ip,
+                summary=summary + ".",
+                severity=WARNING,
+                first_seen=row["first"],
+                last_seen=row["last"],
+                hosts=tuple(names),
+                address=ip,
+            )
+        )
+    return findings
+
+
+# --- Rule 4: a host that needs a look ---------------------------------------------------------
+
+# A week of hourly samples of each host's unknown sshd messages (the last 24 h, from its health).
+BASELINE_HOURS = 7 * 24
+# A baseline needs a day of samples before it can say what is usual.
+BASELINE_MIN_SAMPLES = 24
+
+
+def unknown_jumped(current: int, earlier: list[int], minimum: int, factor: int) -> bool:
+    """Whether the unknown sshd messages of the last 24 h are well above the host's usual level:
+    at least `minimum`, and at least `factor` times the median of a week of hourly samples.
+
+    The median, not the mean: an earlier burst (a scanner sending garbage for an afternoon) does
+    not raise the bar, and a new format drift keeps firing until it has lasted half a week, by
+    which time someone has had a look."""
+    if len(earlier) < BASELINE_MIN_SAMPLES:
+        return False
+    usual = statistics.median(earlier)
+    return current >= minimum and current >= factor * usual
+
+
+@rule_kind(
+    HOST_NEEDS_LOOK,
+    "A host that needs a look",
+    "Polling failing for M rounds in a row; an agent that answers but does not follow its log "
+    "(stale) or has none to read; a log with no new event for S hours while its agent answers; "
+    "or unknown sshd messages well above the host's usual level (format drift after an upgrade).",
+    timedelta(hours=24),
+    params={"failed_rounds": 3, "silent_hours": 24, "unknown_minimum": 20, "unknown_factor": 5},
+    meanings={
+        "failed_rounds": "M: polls failed in a row before a down host is reported.",
+        "silent_hours": "S: hours without a new sshd event in the log while its agent answers.",
+        "unknown_minimum": "Unknown sshd messages in the last 24 h below this are never reported.",
+        "unknown_factor": "Reported at this many times the host's usual unknown messages (the median of "
+        "a week of hourly samples; a day of samples is needed first).",
+    },
+)
+def host_needs_look(rule: Rule, now: datetime) -> list[Finding]:
+    failed_rounds, silent = rule.param("failed_rounds"), timedelta(hours=rule.param("silent_hours"))
+    findings = []
+    hosts = list(Host.objects.enabled().exclude(last_poll_at=None))
+    baselines = {b.host_id: b for b in HostBaseline.objects.filter(host__in=hosts)}
+    hour = int(now.timestamp()) // 3600
+
+    def found(host: Host, problem: str, summary: str, severity: str = WARNING) -> None:
+        findings.append(
+            Finding(
+                key=f"{host.name}:{problem}",
+                summary=summary,
+                severity=severity,
+                # Each failed or answered poll is new activity: the campaign goes on as long as
+                # the problem does, and a host fixed and broken again a day later is a new one.
+                first_seen=host.last_poll_at,
+                last_seen=host.last_poll_at,
+                hosts=(host.name,),
+            )
+        )
+
+    for host in hosts:
+        if host.state == DOWN and host.consecutive_failures >= failed_rounds:
+            found(
+                host,
+                "down",
+                f"{host.name}: {host.consecutive_failures} polls failed in a row: {host.last_error}",
+            )
+        elif host.state == STALE:
+            found(host, "stale", f"{host.name}: its agent answers but is not following its log.")
+        elif host.state == NO_SOURCE:
+            found(host, "no-log-source", f"{host.name}: its agent has no sshd log to read: {host.last_error}")
+        elif host.state == OK and host.last_event_at is not None and now - host.last_event_at > silent:
+            age = (now - host.last_event_at).total_seconds() / 3600
+            found(host, "silent", f"{host.name}: no new sshd event in its log for {age:.0f} hours.", INFO)
+        if host.state != DOWN and host.unknown_last_24h is not None:
+            baseline = baselines.get(host.pk) or HostBaseline(host=host)
+            earlier = baseline.earlier_samples(hour)
+            if unknown_jumped(
+                host.unknown_last_24h, earlier, rule.param("unknown_minimum"), rule.param("unknown_factor")
+            ):
+                found(
+                    host,
+                    "format-drift",
+                    f"{host.name}: {host.unknown_last_24h:,} sshd messages Alpha does not know in the last "
+                    f"24 h, usually {statistics.median(earlier):g} (an OpenSSH upgrade?).",
+                )
+            baseline.add_sample(hour, host.unknown_last_24h, BASELINE_HOURS)
+            baseline.save()
+    return findings
+
+
+# --- Evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(now: datetime | None = None) -> list[int]:
+    """Run every enabled rule and store what it found; returns the ids of the new deliveries.
+
+    Each rule is evaluated and stored in one transaction holding its Rule row (SELECT FOR UPDATE
+    on PostgreSQL; SQLite's IMMEDIATE transactions serialise writers anyway), so two evaluations
+    at once (a Celery worker and a manual one) never raise one campaign twice."""
+    now = now or timezone.now()
+    Rule.objects.ensure_all()
+    new_deliveries: list[int] = []
+    for rule_id in Rule.objects.filter(enabled=True).values_list("pk", flat=True):
+        with transaction.atomic():
+            rule = Rule.objects.select_for_update().get(pk=rule_id)
+            if rule.definition is None:
+                continue  # a kind no longer registered: its row stays for its alerts
+            for finding in rule.definition.evaluate(rule, now):
+                new_deliveries += record(rule, finding, now)
+    return new_deliveries
+
+
+def record(rule: Rule, finding: Finding, now: datetime) -> list[int]:
+    """Fold the finding into its campaign, or raise a new alert with a pending delivery per
+    enabled channel of the rule. Returns the new deliveries' ids."""
+    latest = Alert.objects.campaign(rule, finding.key)
+    if latest is not None and finding.last_seen - latest.last_seen <= rule.quiet_period:
+        latest.absorb(finding)
+        return []
+    alert = Alert.objects.create(
+        rule=rule,
+        key=finding.key[:400],
+        severity=finding.severity,
+        summary=finding.summary,
+        address=finding.address,
+        user=finding.user[:128],
+        hosts=host_field(finding.hosts),
+        first_seen=finding.first_seen,
+        last_seen=finding.last_seen,
+        created_at=now,
+        updated_at=now,
+    )
+    return [
+        Delivery.objects.create(alert=alert, channel=channel, next_attempt_at=now).pk
+        for channel in rule.channels.filter(enabled=True)
+    ]
