@@ -14,6 +14,7 @@ than a day measures "still active within the window" rather than "failed N times
 
 from __future__ import annotations
 
+import ipaddress
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +25,9 @@ from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from collector.contract import is_address
-from inventory_app.models import DOWN, NO_SOURCE, OK, STALE, Host, HostSource
+from inventory_app.models import DOWN, NO_SOURCE, OK, STALE, Host, HostLogin, HostSource
 
-from .models import INFO, WARNING, Alert, Delivery, HostBaseline, Rule, host_field
+from .models import CRITICAL, INFO, WARNING, Alert, Delivery, HostBaseline, Rule, host_field
 
 LOGIN_AFTER_FAILURES = "login_after_failures"
 NEW_LOGIN = "new_login"
@@ -72,30 +73,95 @@ def rule_kind(kind: str, name: str, description: str, window: timedelta, params=
     return register
 
 
-# --- Rules 1 and 2: arriving with the logins model --------------------------------------------
-# Both need every successful login with its time, which polling does not store yet (issue 13,
-# "Every successful login, listed", being built in inventory_app). Until that model exists these
-# evaluators find nothing, on purpose: guessing logins from a day's `accepted` count would raise
-# alerts on the wrong times and addresses. Their Rule rows exist, so thresholds and channels can
-# be set up now.
+# --- Rules 1 and 2: logins --------------------------------------------------------------------
+
+# Logins this recent are looked at by every evaluation: one polled late (its host was down for a
+# while) still raises its alert, and one already alerted on adds nothing (Alert.absorb).
+LOGIN_LOOKBACK = timedelta(hours=24)
+
+
+def recent_logins(now: datetime, lookback: timedelta) -> list[HostLogin]:
+    return list(
+        HostLogin.objects.filter(at__gte=now - lookback, at__lte=now)
+        .select_related("host")
+        .order_by("at", "pk")
+    )
 
 
 @rule_kind(
     LOGIN_AFTER_FAILURES,
     "Login after failures",
-    "A successful login from an address that failed on any host of the fleet within the window "
-    "before it. NOT EVALUATED YET: arrives with the logins model.",
+    "A successful login from an address that failed on any host of the fleet (the same host "
+    "included) within the window before it. Names every host it failed on and the host it got in on.",
     timedelta(hours=24),
 )
 def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
-    return []  # ARRIVES WITH THE LOGINS MODEL (see above)
+    logins = [login for login in recent_logins(now, max(rule.window, LOGIN_LOOKBACK)) if is_address(login.ip)]
+    if not logins:
+        return []
+    # Each host's failures from those addresses, per day, with their first and last time: the
+    # agent reports them per source and day, so "failed before it got in" is decided on times.
+    earliest = min(login.at for login in logins) - rule.window
+    failures = (
+        HostSource.objects.filter(
+            ip__in={login.ip for login in logins},
+            day__gte=timezone.localdate(earliest) - timedelta(days=1),
+            first_failed__isnull=False,
+        )
+        .addresses()
+        .values_list("ip", "host__name", "first_failed", "last_failed", "failed_attempts")
+    )
+    by_ip: dict[str, list[tuple]] = {}
+    for ip, host, first, last, attempts in failures:
+        by_ip.setdefault(ip, []).append((host, first, last, attempts))
+    findings = []
+    for login in logins:
+        # Failures that began before the login and went on within the window before it.
+        before = [
+            (host, first, attempts)
+            for host, first, last, attempts in by_ip.get(login.ip, ())
+            if first < login.at and last >= login.at - rule.window
+        ]
+        if not before:
+            continue
+        failed_on = sorted({host for host, _, _ in before})
+        attempts = sum(n for _, _, n in before)
+        first = min(first for _, first, _ in before)
+        findings.append(
+            Finding(
+                key=login.ip,
+                summary=(
+                    f"{login.ip} logged in as {login.user} on {login.host.name} "
+                    f"({login.method}, {timezone.localtime(login.at):%Y-%m-%d %H:%M:%S}) after failing "
+                    f"{attempts:,} attempts on {len(failed_on)} host(s) ({', '.join(failed_on)}) "
+                    f"since {timezone.localtime(first):%Y-%m-%d %H:%M}."
+                ),
+                severity=CRITICAL,
+                first_seen=first,
+                last_seen=login.at,
+                hosts=tuple(sorted({*failed_on, login.host.name})),
+                address=login.ip,
+                user=login.user,
+            )
+        )
+    return findings
+
+
+def network(ip: str, rule: Rule) -> str:
+    """The address's network at the rule's prefix (IPv4 /24, IPv6 /64 by default), as text."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    prefix = rule.param("ipv4_prefix") if address.version == 4 else rule.param("ipv6_prefix")
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 @rule_kind(
     NEW_LOGIN,
     "Root or a new user/address pair",
-    "A login as root, or a user logging in from an address (or network) not seen for that user "
-    "within the window. NOT EVALUATED YET: arrives with the logins model.",
+    "A login as root, or a user logging in from an address (or network) from which that user "
+    "has not logged in on any host within the window before it.",
     timedelta(days=30),
     params={"ipv4_prefix": 24, "ipv6_prefix": 64},
     meanings={
@@ -104,7 +170,56 @@ def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
     },
 )
 def new_login(rule: Rule, now: datetime) -> list[Finding]:
-    return []  # ARRIVES WITH THE LOGINS MODEL (see above)
+    logins = recent_logins(now, LOGIN_LOOKBACK)
+    if not logins:
+        return []
+    # Where each of those users logged in from within the window before their logins.
+    seen: dict[str, list[tuple[datetime, str]]] = {}
+    history = HostLogin.objects.filter(
+        user__in={login.user for login in logins},
+        at__gte=min(login.at for login in logins) - rule.window,
+        at__lte=now,
+    ).values_list("user", "at", "ip")
+    for user, at, ip in history:
+        seen.setdefault(user, []).append((at, network(ip, rule)))
+    findings = []
+    for login in logins:
+        where, when = network(login.ip, rule), timezone.localtime(login.at)
+        host = login.host.name
+        if login.user == "root":
+            findings.append(
+                Finding(
+                    key=f"root:{host}",
+                    summary=f"root logged in on {host} from {login.ip} ({login.method}, {when:%Y-%m-%d %H:%M:%S}).",
+                    severity=WARNING,
+                    first_seen=login.at,
+                    last_seen=login.at,
+                    hosts=(host,),
+                    address=login.ip,
+                    user=login.user,
+                )
+            )
+            continue
+        known = any(
+            net == where and login.at - rule.window <= at < login.at for at, net in seen.get(login.user, ())
+        )
+        if not known:
+            findings.append(
+                Finding(
+                    key=f"{login.user}:{where}",
+                    summary=(
+                        f"{login.user} logged in on {host} from {login.ip} ({login.method}, "
+                        f"{when:%Y-%m-%d %H:%M:%S}): not from {where} in the {rule.window.days} days before."
+                    ),
+                    severity=WARNING,
+                    first_seen=login.at,
+                    last_seen=login.at,
+                    hosts=(host,),
+                    address=login.ip,
+                    user=login.user,
+                )
+            )
+    return findings
 
 
 # --- Rule 3: brute force ----------------------------------------------------------------------

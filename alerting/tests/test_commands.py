@@ -14,8 +14,9 @@ from collector.tests.logs import brute_force
 from inventory_app.models import Host
 from inventory_app.tests.agents import TOKEN
 
+from .fleet import local_now
 from .receivers import SECRET, Receiver
-from .test_rules import AGENT, local_now
+from .test_rules import AGENT
 
 
 @override_settings(**AGENT)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.test import LiveServerTestCase, TestCase, override_settings
 from django.utils import timezone
@@ -15,12 +15,9 @@ from inventory_app.models import DOWN, OK, STALE, Host
 from inventory_app.tests.agents import TOKEN, closed_port_url
 from inventory_app.tests.stored import make_host, store_source
 
+from .fleet import RealAgentsTestCase, local_now
+
 AGENT = {"ALPHA_AGENT_TOKEN": TOKEN, "ALPHA_POLL_READ_TIMEOUT": 2.0, "ALPHA_POLL_CONNECT_TIMEOUT": 1.0}
-
-
-def local_now() -> datetime:
-    """Now as the log's clock shows it (naive local time, as syslog writes)."""
-    return timezone.localtime().replace(tzinfo=None, microsecond=0)
 
 
 def keys(kind: str) -> list[str]:
@@ -64,26 +61,31 @@ class BruteForceLiveAgentTests(LiveServerTestCase):
         rules.evaluate()
         self.assertEqual(keys(rules.BRUTE_FORCE), [])
 
+
+class BruteForceFleetTests(RealAgentsTestCase):
+    """Rule 3 across hosts: real agents, each with its own log, polled over HTTP."""
+
     def test_it_fires_on_an_address_failing_on_k_hosts_and_not_on_k_minus_one(self):
-        write_log(brute_force(local_now() - timedelta(minutes=5), 100, "198.51.100.23", "admin", attempts=2))
-        # The same agent behind two, then three inventory hosts: each stores the address failing.
-        self.poll("web1", "web2")
+        start = local_now() - timedelta(minutes=5)
+        agents = self.agents(
+            {name: brute_force(start, 100 + n, "198.51.100.23", "admin", attempts=2)
+             for n, name in enumerate(("web1", "web2", "web3"))}
+        )  # fmt: skip
+        self.poll({name: agents[name] for name in ("web1", "web2")})
         rules.evaluate()
         self.assertEqual(keys(rules.BRUTE_FORCE), [])
-        self.poll("web3")
+        self.poll({"web3": agents["web3"]})
         rules.evaluate()
         [alert] = Alert.objects.filter(rule__kind=rules.BRUTE_FORCE)
         self.assertEqual(alert.host_list(), ["web1", "web2", "web3"])
 
-    def test_a_scanner_that_never_failed_is_not_brute_force(self):
-        write_log(
-            [
-                line
-                for n in range(5)
-                for line in scanner(local_now() - timedelta(minutes=n + 1), 300 + n, "192.0.2.77")
-            ]
-        )
-        self.poll("web1", "web2", "web3")
+    def test_it_never_takes_a_scanner_that_never_failed_for_brute_force(self):
+        scans = [
+            line
+            for n in range(5)
+            for line in scanner(local_now() - timedelta(minutes=n + 1), 300 + n, "192.0.2.77")
+        ]
+        self.poll(self.agents({name: scans for name in ("web1", "web2", "web3")}))
         rules.evaluate()
         self.assertEqual(keys(rules.BRUTE_FORCE), [])
 
@@ -190,9 +192,3 @@ class RuleRowTests(TestCase):
         self.assertEqual(
             (rows[rules.NEW_LOGIN].param("ipv4_prefix"), rows[rules.NEW_LOGIN].param("ipv6_prefix")), (24, 64)
         )
-
-    def test_the_login_rules_find_nothing_until_the_logins_model_arrives(self):
-        # Not faked from day counts: they wait for each login with its time (issue 13).
-        now = timezone.now()
-        for kind in (rules.LOGIN_AFTER_FAILURES, rules.NEW_LOGIN):
-            self.assertEqual(rules.REGISTRY[kind].evaluate(Rule.objects.get(kind=kind), now), [])

@@ -15,8 +15,9 @@ from inventory_app.models import Host
 from inventory_app.tests.agents import TOKEN
 from inventory_app.tests.test_tasks import run_eagerly
 
+from .fleet import local_now
 from .receivers import SECRET, Receiver
-from .test_rules import AGENT, local_now
+from .test_rules import AGENT
 
 
 @override_settings(**AGENT)

@@ -1,11 +1,17 @@
-"""Misbehaving agents for polling tests: real HTTP servers on loopback, in threads."""
+"""Agents for polling tests: misbehaving ones (real HTTP servers on loopback, in threads), and
+the project's own agent in processes of its own (RealAgent)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
 
+from collector.tests.helpers import free_port, manage, popen_manage
 from inventory_app import polling
 from inventory_app.models import OK, Host
 
@@ -249,3 +256,65 @@ def polled_hosts(testcase, fleet: dict[str, dict[date, list[dict]]]) -> dict[str
 def address_sources(day: date, ips: list[str]) -> list[dict]:
     """Sources of the day with these addresses (or names), as sources_of() makes them."""
     return [{**row, "ip": ip} for row, ip in zip(sources_of(day, len(ips)), ips, strict=True)]
+
+
+class RealAgent:
+    """The project's own agent as a user runs it, in processes of its own: its own SQLite database
+    in a temporary folder, `watch_authlog --once` over the log lines it is given, and
+    `serve_agent_api` on a free loopback port. For tests that need several hosts, each with data
+    of its own, polled over real HTTP."""
+
+    def __init__(self, name: str, lines: list[str] = ()):
+        self.name = name
+        self.token = f"token-of-{name}-0123456789abcdef"
+        self.folder = tempfile.mkdtemp(prefix=f"alpha-agent-{name}-")
+        self.log = os.path.join(self.folder, "auth.log")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "ALPHA_ROLE": "agent",
+            "DATABASE_URL": f"sqlite:///{self.folder}/agent.sqlite3",
+            "ALPHA_DATA_DIR": self.folder,
+            "ALPHA_HOST_NAME": name,
+            "ALPHA_AGENT_TOKEN": self.token,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            # The live log is the one this agent follows: the lines appended later count once.
+            "ALPHA_LOG_PATHS": self.log,
+        }
+        self.server: subprocess.Popen | None = None
+        self._run("migrate", "--noinput")
+        self.add(list(lines))
+
+    def _run(self, *args: str) -> None:
+        done = manage(*args, env_extra=self.env)
+        if done.returncode != 0:
+            raise AssertionError(f"agent {self.name}: manage.py {args[0]} failed: {done.stderr[-2000:]}")
+
+    def add(self, lines: list[str]) -> None:
+        """Append lines to its log and have the agent read them (as a following agent would)."""
+        with open(self.log, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        self._run("watch_authlog", "--once", self.log)
+
+    def start(self) -> RealAgent:
+        self.server = popen_manage("serve_agent_api", "--bind", f"127.0.0.1:{self.port}", env=self.env)
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", self.port)) != 0:
+            if self.server.poll() is not None:
+                raise AssertionError(
+                    f"agent {self.name}: serve_agent_api exited: {self.server.communicate()[1][-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"agent {self.name}: the agent API did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            self.server.communicate(timeout=20)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def host(self) -> Host:
+        """Its entry in the central inventory (created on first use)."""
+        return Host.objects.get_or_create(name=self.name, defaults={"url": self.url, "token": self.token})[0]
