@@ -21,7 +21,7 @@ from .test_rules import AGENT
 
 @override_settings(**AGENT)
 class PollHostsTests(LiveServerTestCase):
-    def test_poll_hosts_once_evaluates_and_delivers_before_it_exits(self):
+    def test_it_evaluates_and_delivers_before_poll_hosts_once_exits(self):
         receiver = Receiver()
         self.addCleanup(receiver.close)
         channel = Channel.objects.create(kind=WEBHOOK, name="hook", url=receiver.url, secret=SECRET)

@@ -73,7 +73,7 @@ class WebhookDeliveryTests(TestCase):
         self.assertEqual((sent.state, sent.attempts, sent.last_error), (SENT, 1, ""))
         self.assertIsNotNone(sent.sent_at)
 
-    def test_a_second_evaluation_within_the_quiet_period_sends_nothing(self):
+    def test_it_sends_nothing_for_a_second_evaluation_within_the_quiet_period(self):
         brute_force_rows(minutes_ago=30)
         rules.evaluate()
         delivery.deliver_due()
@@ -86,7 +86,7 @@ class WebhookDeliveryTests(TestCase):
         alert = Alert.objects.get()
         self.assertEqual(alert.count, 2)  # the repeat was counted
 
-    def test_activity_after_the_quiet_period_is_a_new_alert(self):
+    def test_it_raises_a_new_alert_for_activity_after_the_quiet_period(self):
         brute_force_rows(minutes_ago=200)
         rule = Rule.objects.get(kind=rules.BRUTE_FORCE)
         rule.window = timedelta(hours=6)
@@ -96,7 +96,7 @@ class WebhookDeliveryTests(TestCase):
         self.assertEqual(len(rules.evaluate()), 1)
         self.assertEqual(Alert.objects.count(), 2)
 
-    def test_a_receiver_that_is_down_gets_the_alert_once_it_is_back(self):
+    def test_it_delivers_to_a_receiver_that_was_down_once_it_is_back(self):
         port = self.receiver.port
         self.receiver.close()
         brute_force_rows()
@@ -145,7 +145,7 @@ class WebhookDeliveryTests(TestCase):
         self.assertLess(time.monotonic() - started, 3)
         self.assertIn("did not answer within 0.5 s", Delivery.objects.get().last_error)
 
-    def test_a_claimed_delivery_is_not_sent_twice(self):
+    def test_it_never_sends_a_claimed_delivery_twice(self):
         brute_force_rows()
         [delivery_id] = rules.evaluate()
         self.assertTrue(delivery.claim(delivery_id))
@@ -153,7 +153,7 @@ class WebhookDeliveryTests(TestCase):
         self.assertIsNone(delivery.attempt(delivery_id))
         self.assertEqual(self.receiver.received, [])
 
-    def test_the_deliver_task_retries_at_the_backoff(self):
+    def test_it_retries_the_deliver_task_at_the_backoff(self):
         self.receiver.status = 503
         brute_force_rows()
         [delivery_id] = rules.evaluate()

@@ -95,7 +95,7 @@ class NewLoginTests(RealAgentsTestCase):
 
 
 class AlertEndToEndTests(RealAgentsTestCase):
-    def test_one_round_one_signed_alert_and_a_receiver_that_was_down_gets_it(self):
+    def test_it_raises_one_signed_alert_in_one_round_and_delivers_it_once_the_receiver_is_back(self):
         # An address fails on one host and logs in on the other; the receiver is down at first.
         now = local_now()
         agents = self.agents({

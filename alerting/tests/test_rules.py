@@ -91,7 +91,7 @@ class BruteForceFleetTests(RealAgentsTestCase):
 
 
 class BruteForceNameTests(TestCase):
-    def test_a_host_name_never_forms_an_address_alert(self):
+    def test_it_never_forms_an_address_alert_from_a_host_name(self):
         # PAM's rhost under UseDNS: chosen by whoever controls the PTR record.
         seen = timezone.now() - timedelta(minutes=10)
         for name in ("web1", "web2", "web3"):

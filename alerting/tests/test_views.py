@@ -67,7 +67,7 @@ class AlertApiTests(TestCase):
     def test_it_needs_a_user(self):
         self.assertEqual(self.client.get("/api/v1/alerts/").status_code, 401)
 
-    def test_acknowledging_needs_the_permission(self):
+    def test_it_needs_the_permission_to_acknowledge(self):
         self.client.force_login(self.reader)
         response = self.client.post(f"/api/v1/alerts/{self.brute.pk}/ack/")
         self.assertEqual(response.status_code, 403)
@@ -91,7 +91,7 @@ class AlertApiTests(TestCase):
         missing = self.client.post("/api/v1/alerts/999999/ack/", HTTP_AUTHORIZATION=f"Token {token.key}")
         self.assertEqual(missing.status_code, 404)
 
-    def test_the_schema_describes_both_endpoints(self):
+    def test_it_describes_both_endpoints_in_the_schema(self):
         self.client.force_login(self.reader)
         schema = self.client.get("/api/v1/schema/?format=json").json()
         self.assertIn("/api/v1/alerts/", schema["paths"])
