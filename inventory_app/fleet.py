@@ -301,8 +301,9 @@ def add_user_names(since: date, until: date, rows: list[dict], host: Host | None
 
 # A login "after failures": its address failed on some host of the fleet (the one it got in on
 # included) before it logged in, and was still failing within this long before it. The alert rule
-# "Login after failures" decides the same on the same times (its default window), so what the
-# pages mark is what would have raised that alert.
+# "Login after failures" reads the same times with the same default window (it asks for failures
+# strictly before the login; here a failure in the login's own second counts, as one connection
+# can fail a method and succeed with another within it).
 AFTER_FAILURES_WINDOW = timedelta(hours=24)
 AFTER_FAILURES_MEANING = (
     "The address failed on some host of the fleet (this one included) before this login, the last "
