@@ -1,4 +1,5 @@
-"""The dashboard's query parameters: a date range (?since=&until=) and, on a host, a day (?day=).
+"""The dashboard's query parameters: a date range (?since=&until=) and, on a host, a day (?day=);
+the alerts' and the logins' filters.
 
 Bad input never becomes a 500: the form carries a message, and the page falls back to the
 default range (see views.valid_range). The range rule is the APIs' (collector.contract).
@@ -12,7 +13,8 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 
-from collector.contract import RangeError, date_range
+from collector.contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH, RangeError, date_range
+from inventory_app.models import host_name_validator
 
 DEFAULT_DAYS = 14
 DATE_FORMATS = ["%Y-%m-%d"]
@@ -24,6 +26,9 @@ def default_range(today: date | None = None) -> tuple[date, date]:
 
 
 class RangeForm(forms.Form):
+    # Days shown when neither since nor until is given (or only until).
+    default_days = DEFAULT_DAYS
+
     since = forms.DateField(input_formats=DATE_FORMATS, required=False)
     until = forms.DateField(input_formats=DATE_FORMATS, required=False)
 
@@ -33,7 +38,7 @@ class RangeForm(forms.Form):
             return data
         try:
             since, until = date_range(
-                data.get("since"), data.get("until"), timezone.localdate(), DEFAULT_DAYS
+                data.get("since"), data.get("until"), timezone.localdate(), self.default_days
             )
         except RangeError as exc:
             raise forms.ValidationError(str(exc)) from None
@@ -72,3 +77,22 @@ class AlertFilterForm(forms.Form):
 
     def message(self) -> str:
         return " ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
+
+
+class LoginFilterForm(RangeForm):
+    """The logins page's filters: the days (default today), exact user, address, host and method
+    (empty: any), and ?page=. Django's CharField refuses NUL characters, which PostgreSQL would."""
+
+    default_days = 1
+
+    user = forms.CharField(required=False, max_length=MAX_USER_LENGTH, strip=False)
+    ip = forms.CharField(required=False, max_length=MAX_ADDRESS_LENGTH)
+    host = forms.CharField(required=False, max_length=100, validators=[host_name_validator])
+    method = forms.RegexField(
+        regex=r"^[A-Za-z0-9@/._-]{1,64}$",
+        required=False,
+        error_messages={
+            "invalid": "Not an sshd method (publickey, password, keyboard-interactive/pam, ...)."
+        },
+    )
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)

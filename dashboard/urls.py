@@ -10,6 +10,7 @@ urlpatterns = [
     path("hosts/<str:name>/", views.host_detail, name="dashboard-host"),
     path("days/<str:day>/", views.day_view, name="dashboard-day"),
     path("attackers/", views.attackers, name="dashboard-attackers"),
+    path("logins/", views.logins, name="dashboard-logins"),
     path("alerts/", views.alerts, name="dashboard-alerts"),
     path("alerts/<int:pk>/ack/", views.acknowledge_alert, name="dashboard-alert-ack"),
     # The charts' data, {labels, datasets} for Chart.js; named in each <canvas data-url>.

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,11 +36,15 @@ from inventory_app import fleet
 from inventory_app.models import DUPLICATE, NEVER_POLLED, NO_SOURCE, Host, host_name_validator
 
 from . import queries
-from .forms import AlertFilterForm, HostRangeForm, RangeForm, default_range
+from .forms import AlertFilterForm, HostRangeForm, LoginFilterForm, RangeForm, default_range
 from .templatetags.dashboard_text import visible
 
 ATTACKERS_PER_PAGE = 100
 ALERTS_PER_PAGE = 100
+LOGINS_PER_PAGE = 100
+# A host page lists its latest logins of the day or range, and says when there were more (the
+# logins page lists them all, a page at a time).
+HOST_LOGINS_SHOWN = 200
 # The overview's host table: who, how it is polled, and today's headline counts.
 HOST_TABLE = ("pk", "name", "tags", "state", "last_success_at", "last_error", "polled_at", "sessions",
               "accepted", "failed_attempts")  # fmt: skip
@@ -181,6 +186,8 @@ def host_detail(request: HttpRequest, name: str) -> HttpResponse:
     first, last = (day, day) if day else (since, until)
     data = query_string(since=since, until=until)
     totals = fleet.range_totals(since, until, host=host)
+    # One row more than shown says whether there were more, without counting them all.
+    latest = list(fleet.logins(first, last, host=host.name)[: HOST_LOGINS_SHOWN + 1])
     context = range_context(
         since,
         until,
@@ -192,6 +199,11 @@ def host_detail(request: HttpRequest, name: str) -> HttpResponse:
         cards=[(count.label, totals[count.name]) for count in COUNTS if count.name in totals],
         sources=fleet.add_user_names(first, last, fleet.top_sources(host, first, last), host=host),
         users=fleet.top_users(host, first, last),
+        logins=fleet.add_after_failures(latest[:HOST_LOGINS_SHOWN]),
+        more_logins=len(latest) > HOST_LOGINS_SHOWN,
+        logins_shown=HOST_LOGINS_SHOWN,
+        after_failures_meaning=fleet.AFTER_FAILURES_MEANING,
+        all_logins=reverse("dashboard-logins") + query_string(since=first, until=last, host=host.name),
         outcomes_url=reverse("dashboard-data-host-outcomes", args=[host.name]) + data,
         day_link=request.path + query_string(since=since, until=until, day="__label__"),
         users_url=reverse("dashboard-data-host-users", args=[host.name])
@@ -262,6 +274,41 @@ def attackers(request: HttpRequest) -> HttpResponse:
         per_day_url=reverse("dashboard-data-attackers") + data,
     )
     return page(request, "dashboard/attackers.html", context, error)
+
+
+@dashboard_view
+def logins(request: HttpRequest) -> HttpResponse:
+    """Every login of a day (default today) or range across the fleet, newest first, filtered by
+    user, address, host and method; a page at a time, each marked when it came after failures."""
+    form = LoginFilterForm(request.GET)
+    today = timezone.localdate()
+    if form.is_valid():
+        params, error = form.cleaned_data, ""
+    else:
+        # A filter that cannot be applied shows nothing rather than every login unfiltered.
+        params, error = {"since": today, "until": today}, form.message()
+    since, until = params["since"], params["until"]
+    rows = fleet.logins(
+        since, until, **{name: params.get(name, "") for name in ("host", "user", "ip", "method")}
+    )
+    shown = Paginator(rows if not error else rows.none(), LOGINS_PER_PAGE).get_page(params.get("page"))
+    keep = {k: v for k, v in request.GET.items() if k != "page"}
+    context = {
+        "section": "logins",
+        "form": form,
+        "since": since,
+        "until": until,
+        "filter_error": error,
+        "page_obj": shown,
+        "rows": fleet.add_after_failures(list(shown.object_list)),
+        "previous_page": "?" + urlencode({**keep, "page": shown.previous_page_number()})
+        if shown.has_previous()
+        else "",
+        "next_page": "?" + urlencode({**keep, "page": shown.next_page_number()}) if shown.has_next() else "",
+        "today": query_string(since=today, until=today),
+        "after_failures_meaning": fleet.AFTER_FAILURES_MEANING,
+    }
+    return page(request, "dashboard/logins.html", context, error)
 
 
 @dashboard_view

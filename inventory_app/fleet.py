@@ -6,7 +6,7 @@ Every function costs a fixed number of queries, whatever the number of hosts or 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import (
@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 
 from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
-from .models import STATES, Host, HostDay, HostSource
+from .models import STATES, Host, HostDay, HostLogin, HostSource
 
 # A source's user names as shown in a table cell: the rest are counted, not listed.
 MAX_USERS_SHOWN = 8
@@ -294,4 +294,56 @@ def add_user_names(since: date, until: date, rows: list[dict], host: Host | None
         found = sorted(names[row["ip"]])
         row["users"] = found[:MAX_USERS_SHOWN]
         row["more_users"] = len(found) - len(row["users"])
+    return rows
+
+
+# --- Logins -------------------------------------------------------------------------------------
+
+# A login "after failures": its address failed on some host of the fleet (the one it got in on
+# included) before it logged in, and was still failing within this long before it. The alert rule
+# "Login after failures" reads the same times with the same default window (it asks for failures
+# strictly before the login; here a failure in the login's own second counts, as one connection
+# can fail a method and succeed with another within it).
+AFTER_FAILURES_WINDOW = timedelta(hours=24)
+AFTER_FAILURES_MEANING = (
+    "The address failed on some host of the fleet (this one included) before this login, the last "
+    "time less than 24 hours before it: a guessed or stolen password looks like this."
+)
+
+
+def logins(since: date, until: date, host: str = "", user: str = "", ip: str = "",
+           method: str = "") -> QuerySet[HostLogin]:  # fmt: skip
+    """The logins that began on the days across the fleet, newest first, each with its host's
+    name (host_name); an empty filter is no filter, a given one (host by name) matches exactly.
+    The (day, at) index serves the days and the order; the id breaks ties, so pages neither skip
+    nor repeat a login."""
+    rows = HostLogin.objects.filter(day__gte=since, day__lte=until)
+    for field, value in (("host__name", host), ("user", user), ("ip", ip), ("method", method)):
+        if value:
+            rows = rows.filter(**{field: value})
+    return rows.annotate(host_name=F("host__name")).order_by("-at", "-pk")
+
+
+def add_after_failures(rows: list[HostLogin], window: timedelta = AFTER_FAILURES_WINDOW) -> list[HostLogin]:
+    """Set each login's `after_failures` (AFTER_FAILURES_MEANING), decided on the times its agent
+    reported for the address on every host: it first failed no later than the login and last
+    failed within `window` before it. One query for the whole page."""
+    failures: dict[str, list[tuple[datetime, datetime]]] = {}
+    if rows:
+        # A source's day is the day its connections began: a failure that reaches into the window
+        # may belong to a connection of two local days before the login's (DST, midnight).
+        first_day = min(row.day for row in rows) - timedelta(days=2)
+        last_day = max(row.day for row in rows)
+        times = (
+            sources_in(first_day, last_day)
+            .addresses()
+            .filter(ip__in={row.ip for row in rows}, first_failed__isnull=False, last_failed__isnull=False)
+            .values_list("ip", "first_failed", "last_failed")
+        )
+        for ip, first, last in times:
+            failures.setdefault(ip, []).append((first, last))
+    for row in rows:
+        row.after_failures = any(
+            first <= row.at and row.at - window <= last for first, last in failures.get(row.ip, ())
+        )
     return rows

@@ -276,3 +276,10 @@ class HostLogin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host_id} from {self.ip} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def duration(self) -> str:
+        """How long the connection lasted, as h:mm:ss (whole seconds, as sshd logs them); "" while it
+        is open or its end was not logged."""
+        if self.ended_at is None:
+            return ""
+        return str(timedelta(seconds=max(int((self.ended_at - self.at).total_seconds()), 0)))

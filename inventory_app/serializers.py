@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from collector.serializers import CountsSerializer as AgentCountsSerializer
+from collector.contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH, RangeError, date_range
 from collector.serializers import (
+    AcceptedLoginSerializer,
     DayCountsSerializer,
     RangeParamSerializer,
     TopSourceSerializer,
     TopUserSerializer,
 )
+from collector.serializers import CountsSerializer as AgentCountsSerializer
 
-from .fleet import DISTINCT_MEANING, FLAGGED_MEANING, LOWER_BOUND_MEANING
-from .models import STATES
+from .fleet import AFTER_FAILURES_MEANING, DISTINCT_MEANING, FLAGGED_MEANING, LOWER_BOUND_MEANING
+from .models import STATES, HostLogin, host_name_validator
 
 MAX_MIN_HOSTS = 1_000_000  # far above any fleet; keeps the number inside the database's integers
 
@@ -49,6 +52,39 @@ class FleetSourceParamSerializer(serializers.Serializer):
         default=2,
         help_text="Only addresses seen on at least this many hosts that day (default 2).",
     )
+
+
+class FleetLoginParamSerializer(RangeParamSerializer):
+    """The dashboard's logins page's filters (dashboard.forms.LoginFilterForm), for the API."""
+
+    since = serializers.DateField(
+        input_formats=["%Y-%m-%d"], required=False, help_text="First day; default: until (one day)."
+    )
+    host = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, validators=[host_name_validator],
+        help_text="Only this host's logins (its name).",
+    )  # fmt: skip
+    user = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_USER_LENGTH,
+        help_text="Only logins as exactly this user name.",
+    )  # fmt: skip
+    ip = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_ADDRESS_LENGTH,
+        help_text="Only logins from exactly this source address.",
+    )  # fmt: skip
+    method = serializers.RegexField(
+        r"^[A-Za-z0-9@/._-]{1,64}$", required=False, allow_blank=True,
+        help_text="Only logins by this method: publickey, password, keyboard-interactive/pam, ...",
+    )  # fmt: skip
+
+    def validate(self, data: dict) -> dict:
+        # One day by default, as the logins page (the range endpoints default to 30).
+        try:
+            since, until = date_range(data.get("since"), data.get("until"), timezone.localdate(), 1)
+        except RangeError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        filters = {name: data.get(name, "") for name in ("host", "user", "ip", "method")}
+        return {"since": since, "until": until, **filters}
 
 
 # --- Output -------------------------------------------------------------------------------------
@@ -158,3 +194,15 @@ class FleetSourceSerializer(serializers.Serializer):
     failed_attempts = serializers.IntegerField(min_value=0)
     accepted = serializers.IntegerField(min_value=0)
     flagged = serializers.BooleanField(help_text=FLAGGED_MEANING)
+
+
+class FleetLoginSerializer(AcceptedLoginSerializer):
+    """A login as its agent served it (collector's AcceptedLoginSerializer), with its host and
+    whether it came after failures."""
+
+    host = serializers.CharField(source="host_name", help_text="The host it logged in to.")
+    after_failures = serializers.BooleanField(help_text=AFTER_FAILURES_MEANING)
+
+    class Meta(AcceptedLoginSerializer.Meta):
+        model = HostLogin
+        fields = ["host", *AcceptedLoginSerializer.Meta.fields, "after_failures"]

@@ -27,6 +27,8 @@ from .polling import refresh_day
 from .serializers import (
     FleetDayParamSerializer,
     FleetDaySerializer,
+    FleetLoginParamSerializer,
+    FleetLoginSerializer,
     FleetRangeParamSerializer,
     FleetRangeSerializer,
     FleetSourceParamSerializer,
@@ -181,6 +183,33 @@ class FleetSourceListView(CentralView, generics.ListAPIView):
         operation_id="fleet_sources",
         parameters=[DAY_PARAM, FleetSourceParamSerializer],
         responses={200: FleetSourceSerializer(many=True), **LIST_ERRORS},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class FleetLoginListView(CentralView, generics.ListAPIView):
+    """Every login (accepted connection) of a day (default today) or range across the fleet,
+    newest first; filter by host, user, address and method (exact). Each says whether it came
+    after failures (fleet.add_after_failures), as the dashboard's logins page marks it."""
+
+    serializer_class = FleetLoginSerializer
+    pagination_class = CentralPagination
+
+    def get_queryset(self):
+        params = FleetLoginParamSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        return fleet.logins(**params.validated_data)
+
+    def paginate_queryset(self, queryset):
+        # The failures of this page's addresses only: one more query, however many pages.
+        return fleet.add_after_failures(super().paginate_queryset(queryset))
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="fleet_accepted_logins",
+        parameters=[FleetLoginParamSerializer],
+        responses={200: FleetLoginSerializer(many=True), **LIST_ERRORS},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

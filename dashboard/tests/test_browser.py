@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
-from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostSource
+from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostLogin, HostSource
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -43,6 +43,9 @@ SCREENSHOTS = os.environ.get("ALPHA_SCREENSHOTS", "")
 
 PASSWORD = "browser-test-password"
 HOSTILE = "<img src=x onerror=alert(1)>"
+# An alert's user name: markup, and a right-to-left override that would make it read "adminexe.txt".
+HOSTILE_ALERT_USER = f"{HOSTILE}admin\u202etxt.exe"
+OFFICE_KEY = "ED25519 SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
 # Logged in on web1 and failed on bastion: what the attackers page flags.
 FLAGGED_IP = "203.0.113.7"
 # Failed on three hosts, logged in on none: shared, not flagged.
@@ -137,7 +140,33 @@ def make_fleet(today: date) -> dict[str, Host]:
             add_source(
                 hosts[name], day, SHARED_IP, sessions=6, failed=18, accepted=0, users=["admin", "oracle"]
             )
+    add_logins_and_alert(hosts, today)
     return hosts
+
+
+def add_logins_and_alert(hosts: dict[str, Host], today: date) -> None:
+    """Two of today's logins on web1 (a key login from an office, and the flagged address with the
+    hostile user name, after failing on bastion) and an open alert naming that user."""
+    from alerting.models import Alert, Rule
+    from alerting.rules import LOGIN_AFTER_FAILURES
+
+    midnight = timezone.make_aware(datetime.combine(today, time(0)))
+    HostSource.objects.filter(host=hosts["bastion"], day=today, ip=FLAGGED_IP).update(
+        first_failed=midnight, last_failed=midnight + timedelta(seconds=30)
+    )
+    HostLogin.objects.create(host=hosts["web1"], day=today, at=midnight + timedelta(minutes=1), user="deploy",
+                             ip=OFFICES[0], port=50022, method="publickey", key=OFFICE_KEY,
+                             ended_at=midnight + timedelta(minutes=6))  # fmt: skip
+    HostLogin.objects.create(host=hosts["web1"], day=today, at=midnight + timedelta(minutes=2), user=HOSTILE,
+                             ip=FLAGGED_IP, port=50023, method="password")  # fmt: skip
+    # The flush after each live-server test empties the rules migrate created.
+    Rule.objects.ensure_all()
+    Alert.objects.create(
+        rule=Rule.objects.get(kind=LOGIN_AFTER_FAILURES), key=FLAGGED_IP, severity="critical",
+        summary=f"{FLAGGED_IP} logged in as {HOSTILE_ALERT_USER} on web1 after failing on bastion.",
+        user=HOSTILE_ALERT_USER, address=FLAGGED_IP, hosts=",bastion,web1,", first_seen=midnight,
+        last_seen=midnight + timedelta(minutes=2),
+    )  # fmt: skip
 
 
 def add_source(host: Host, day: date, ip: str, sessions: int, failed: int, accepted: int, users=None) -> None:
@@ -368,6 +397,52 @@ class DashboardBrowserTests(LiveServerTestCase):
         page.wait_for_url(f"{self.live_server_url}/accounts/login/**")
         self.assertEqual(self.problems, [])
 
+    def test_it_shows_a_hostile_alert_as_text_and_acknowledges_it(self):
+        page = self.log_in()
+        self.visit(page, "/alerts/")
+        row = page.locator("#alert-table tbody tr[data-state=open]")
+        self.assertEqual(row.count(), 1)
+        # The user name is text: the markup as written, the override shown as [U+202E], no <img>.
+        user = row.locator(".user-name")
+        self.assertEqual(user.inner_text(), f"{HOSTILE}admin[U+202E]txt.exe")
+        self.assertNotIn("\u202e", row.inner_text())
+        self.assertEqual(page.locator('img[src="x"]').count(), 0)
+        # Acknowledged in the page: it leaves the open alerts, and shows who acknowledged it.
+        row.get_by_role("button", name="Acknowledge").click()
+        page.wait_for_url(f"{self.live_server_url}/alerts/")
+        self.assertEqual(page.locator("#alert-table tbody tr[data-state]").count(), 0)
+        self.visit(page, "/alerts/?state=acknowledged")
+        done = page.locator("#alert-table tbody tr[data-state=acknowledged]")
+        self.assertIn("acknowledged by admin", done.inner_text())
+        self.assertEqual(self.problems, [])  # no dialog: alert(1) never ran
+
+    def test_it_lists_todays_logins_linked_to_their_host(self):
+        page = self.log_in()
+        self.visit(page, "/")
+        page.locator("nav").get_by_role("link", name="Logins").click()
+        page.wait_for_url(f"{self.live_server_url}/logins/")
+        self.wait_for_charts(page)
+        rows = page.locator("#login-table tbody tr")
+        self.assertEqual(rows.count(), 2)
+        # Newest first: the hostile name as text, marked as after failures (it failed on bastion).
+        self.assertEqual(rows.nth(0).get_attribute("data-after-failures"), "true")
+        self.assertTrue(rows.nth(0).get_by_text(HOSTILE, exact=True).is_visible())
+        self.assertEqual(page.locator('img[src="x"]').count(), 0)
+        office = rows.nth(1)
+        self.assertEqual(office.get_attribute("data-after-failures"), "false")
+        for text in ("deploy", OFFICES[0], "port 50022", "publickey", OFFICE_KEY, "(0:05:00)"):
+            self.assertIn(text, office.inner_text())
+        # A filter narrows it; the host link leads to the host's day with the same login.
+        page.fill("input[name=user]", "deploy")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url("**/logins/?**user=deploy**")
+        self.assertEqual(page.locator("#login-table tbody tr").count(), 1)
+        page.locator("#login-table").get_by_role("link", name="web1").click()
+        page.wait_for_url(f"{self.live_server_url}/hosts/web1/?day={self.today.isoformat()}")
+        self.wait_for_charts(page)
+        self.assertIn(OFFICE_KEY, page.locator("#host-logins").inner_text())
+        self.assertEqual(self.problems, [])
+
     def test_it_fits_the_overview_on_a_phone(self):
         page = self.log_in(PHONE)
         self.visit(page, "/")
@@ -440,3 +515,5 @@ class DemoBrowserTests(DashboardBrowserTests):
     test_it_fits_the_overview_on_a_phone = None
     test_the_admin_the_browsable_api_and_swagger_ui_work_under_the_content_security_policy = None
     test_it_sends_anonymous_visitors_to_the_login_page = None
+    test_it_shows_a_hostile_alert_as_text_and_acknowledges_it = None
+    test_it_lists_todays_logins_linked_to_their_host = None

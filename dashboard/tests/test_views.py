@@ -14,7 +14,8 @@ from django.utils import timezone
 from collector.contract import COUNT_NAMES as COUNTS
 from collector.retention import prune
 from dashboard import queries
-from inventory_app.models import DOWN, DUPLICATE, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay
+from inventory_app.models import DOWN, DUPLICATE, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay, HostLogin
+from inventory_app.tests import logins
 from inventory_app.tests.agents import address_sources, polled_hosts
 from inventory_app.tests.stored import DAY, SEEN, make_host, store_day, store_source
 
@@ -472,7 +473,8 @@ class DashboardTests(TestCase):
         for url in DATA[1:]:
             with self.assertNumQueries(with20[urls.index((url, RANGE))]):
                 self.client.get(url, RANGE)
-        self.assertLessEqual(max(with20), 8)
+        # The host page is the dearest: its totals, tables and latest logins.
+        self.assertLessEqual(max(with20), 9)
         # Session and user, then a page of addresses and their user names.
         with self.assertNumQueries(4):
             self.client.get("/attackers/", RANGE)
@@ -617,3 +619,211 @@ class AlertsPageTests(TestCase):
 
     def test_it_needs_a_login(self):
         self.assertEqual(self.client.get("/alerts/").status_code, 302)
+
+
+class LoginsPageTests(TestCase):
+    """The host page's logins and the fleet's logins page, on logins polled over HTTP from the
+    project's own agents (inventory_app.tests.logins: web1 and web2, one address failing on web1
+    and getting in on web2)."""
+
+    @classmethod
+    def setUpClass(cls):
+        # The agents run before the class's transaction opens, and are polled inside it.
+        cls.agents = logins.start_agents()
+        for agent in cls.agents:
+            cls.addClassCleanup(agent.stop)
+        super().setUpClass()
+
+    @classmethod
+    def setUpTestData(cls):
+        logins.poll(cls.agents)
+        cls.user = User.objects.create_user("carol", password="a long test password")
+        cls.today = timezone.localdate()
+        # The logins began in the last hour: today, or yesterday just after midnight.
+        cls.days = {"since": cls.today - timedelta(days=1), "until": cls.today}
+
+    def setUp(self):
+        self.client.force_login(self.user)
+
+    def rows(self, url: str, **params) -> list[tuple]:
+        response = self.client.get(url, {**self.days, **params})
+        self.assertEqual(response.status_code, 200, response.content.decode()[-500:])
+        key = "logins" if url.startswith("/hosts/") else "rows"
+        return [(r.host_name, r.user, r.ip, r.method, r.after_failures) for r in response.context[key]]
+
+    def add_logins(self, host: Host, n: int, ip: str = "192.0.2.200") -> None:
+        at = timezone.now() - timedelta(hours=2)
+        HostLogin.objects.bulk_create(
+            HostLogin(host=host, day=timezone.localdate(at), at=at - timedelta(seconds=i), user=f"u{i}", ip=ip,
+                      port=1000 + i, method="password")
+            for i in range(n)
+        )  # fmt: skip
+
+    # --- Host page ------------------------------------------------------------------------------
+
+    def test_it_lists_a_hosts_logins_newest_first_with_their_details(self):
+        response = self.client.get("/hosts/web1/", self.days)
+        shown = response.context["logins"]
+        self.assertEqual(
+            [(r.user, r.ip) for r in shown], [("deploy", logins.OFFICE), (logins.SPOOFS[0], logins.LATE)]
+        )
+        self.assertFalse(response.context["more_logins"])
+        html = response.content.decode()
+        table = re.search(r'<section id="host-logins".*?</section>', html, re.S).group(0)
+        # The key login: address and port, method, key, its end and how long it lasted.
+        deploy = shown[0]
+        self.assertIn(f"<code><bdi>{logins.OFFICE}</bdi></code> port {deploy.port}", table)
+        self.assertIn("<td><bdi>publickey</bdi></td>", table)
+        self.assertIn(f'<code class="key"><bdi>{logins.KEY}</bdi></code>', table)
+        self.assertIn(f"{timezone.localtime(deploy.ended_at):%Y-%m-%d %H:%M:%S}</time> (0:05:00)", table)
+        # The password login still open, without a key.
+        self.assertIn("<td>—</td>", table)
+        self.assertIn("<td>open</td>", table)
+        # Failed there only after it logged in: not marked.
+        self.assertEqual(re.findall(r'data-after-failures="(\w+)"', table), ["false", "false"])
+
+    def test_it_shows_one_day_of_a_hosts_logins(self):
+        day = shown_day = HostLogin.objects.get(user="deploy").day
+        self.assertEqual(len(self.client.get("/hosts/web1/", {"day": shown_day}).context["logins"]), 2)
+        earlier = day - timedelta(days=2)
+        response = self.client.get("/hosts/web1/", {"day": earlier})
+        self.assertEqual(response.context["logins"], [])
+        self.assertContains(response, "No logins stored for this day or range.")
+
+    def test_it_shows_the_latest_logins_of_a_host_and_says_there_are_more(self):
+        self.add_logins(Host.objects.get(name="web1"), 205)
+        response = self.client.get("/hosts/web1/", self.days)
+        self.assertEqual(len(response.context["logins"]), 200)
+        self.assertTrue(response.context["more_logins"])
+        # The newest first: the two polled ones, then the hand-made ones from two hours ago.
+        self.assertEqual(response.context["logins"][0].user, "deploy")
+        self.assertContains(response, "Only the latest 200 are shown:")
+        self.assertContains(
+            response, f'href="/logins/?since={self.days["since"]}&amp;until={self.today}&amp;host=web1"'
+        )
+
+    # --- Logins page ----------------------------------------------------------------------------
+
+    def test_it_lists_the_fleets_logins_newest_first_each_linked_to_its_host(self):
+        rows = self.rows("/logins/")
+        self.assertEqual(rows, [
+            ("web2", logins.HOSTILE, logins.ATTACKER, "password", True),
+            ("web2", logins.SPOOFS[1], logins.OFFICE, "publickey", False),
+            ("web1", "deploy", logins.OFFICE, "publickey", False),
+            ("web1", logins.SPOOFS[0], logins.LATE, "password", False),
+        ])  # fmt: skip
+        html = self.client.get("/logins/", self.days).content.decode()
+        for login in HostLogin.objects.select_related("host"):
+            self.assertIn(f'<a href="/hosts/{login.host.name}/?day={login.day}">{login.host.name}</a>', html)
+        self.assertIn('aria-current="page">Logins</a>', html)
+        self.assertIn("4 logins, page 1 of 1.", html)
+
+    def test_it_marks_a_login_after_failures_elsewhere_in_the_fleet(self):
+        html = self.client.get("/logins/", self.days).content.decode()
+        self.assertEqual(
+            re.findall(r'data-after-failures="(\w+)"', html), ["true", "false", "false", "false"]
+        )
+        self.assertIn('<span class="flag" title="The address failed on some host', html)
+        # Decided on times: once the failures are more than 24 hours before the login, or only
+        # after it, the same rows are not marked.
+        login = HostLogin.objects.get(ip=logins.ATTACKER)
+        HostLogin.objects.filter(pk=login.pk).update(at=login.at + timedelta(hours=25))
+        self.assertEqual([r[4] for r in self.rows("/logins/")], [False] * 4)
+        HostLogin.objects.filter(pk=login.pk).update(at=login.at - timedelta(hours=1))
+        self.assertEqual([r[4] for r in self.rows("/logins/")], [False] * 4)
+
+    def test_it_defaults_to_today(self):
+        response = self.client.get("/logins/")
+        self.assertEqual((response.context["since"], response.context["until"]), (self.today, self.today))
+        self.assertTrue(all(row.day == self.today for row in response.context["rows"]))
+
+    def test_it_filters_by_user_address_host_and_method(self):
+        self.assertEqual([r[1] for r in self.rows("/logins/", user="deploy")], ["deploy"])
+        self.assertEqual([r[1] for r in self.rows("/logins/", user=logins.HOSTILE)], [logins.HOSTILE])
+        self.assertEqual([r[0] for r in self.rows("/logins/", ip=logins.OFFICE)], ["web2", "web1"])
+        self.assertEqual({r[0] for r in self.rows("/logins/", host="web1")}, {"web1"})
+        self.assertEqual(
+            [r[2] for r in self.rows("/logins/", method="password", host="web2")], [logins.ATTACKER]
+        )
+        # Together, and empty fields as no filter (what the form sends).
+        self.assertEqual(len(self.rows("/logins/", user="", ip="", host="", method="")), 4)
+        self.assertEqual(self.rows("/logins/", user="deploy", host="web2"), [])
+        self.assertEqual(self.rows("/logins/", host="nosuchhost"), [])
+        # Out of the range: none.
+        self.assertEqual(self.rows("/logins/", since="2020-01-01", until="2020-01-02"), [])
+
+    def test_it_answers_bad_filters_with_a_message_and_no_rows(self):
+        for params, message in [
+            ({"since": "2026-13-01"}, "since: Enter a valid date."),
+            ({"since": "2026-03-05", "until": "2026-03-01"}, "since"),
+            ({"since": "2020-01-01", "until": "2026-01-01"}, "at most 400 days"),
+            ({"host": "bad name"}, "host:"),
+            ({"host": "web1\x00"}, "host:"),
+            ({"user": "root\x00"}, "user: Null characters are not allowed."),
+            ({"user": "x" * 200}, "user: Ensure this value has at most 128 characters"),
+            ({"ip": "1" * 300}, "ip:"),
+            ({"method": "<script>"}, "method: Not an sshd method"),
+            ({"page": "0"}, "page:"),
+            ({"page": "two"}, "page:"),
+        ]:
+            response = self.client.get("/logins/", params)
+            self.assertContains(response, 'role="alert"', status_code=400)
+            self.assertContains(response, message, status_code=400)
+            self.assertEqual(response.context["rows"], [], params)
+        # A page past the last is the last page.
+        self.assertEqual(len(self.rows("/logins/", page="99")), 4)
+
+    def test_it_pages_the_logins(self):
+        self.add_logins(Host.objects.get(name="web2"), 146)
+        first = self.client.get("/logins/", self.days)
+        self.assertEqual(len(first.context["rows"]), 100)
+        self.assertContains(first, "150 logins, page 1 of 2.")
+        self.assertContains(first, 'rel="next"')
+        second = self.client.get("/logins/", {**self.days, "page": 2})
+        self.assertEqual(len(second.context["rows"]), 50)
+        self.assertNotContains(second, 'rel="next"')
+        self.assertContains(second, 'rel="prev"')
+        seen = [r.pk for r in first.context["rows"] + second.context["rows"]]
+        self.assertEqual(len(set(seen)), 150)
+        # The filters stay on the page links.
+        self.assertContains(
+            self.client.get("/logins/", {**self.days, "method": "password"}), "method=password&amp;page=2"
+        )
+
+    # --- Safety ---------------------------------------------------------------------------------
+
+    def test_it_shows_hostile_and_invisible_user_names_as_text(self):
+        for url in ("/logins/", "/hosts/web1/", "/hosts/web2/"):
+            html = self.client.get(url, self.days).content.decode()
+            self.assertNotIn("<img", html, url)
+            self.assertNotIn("\u202e", html, url)
+            self.assertNotIn("\u200b", html, url)
+        html = self.client.get("/logins/", self.days).content.decode()
+        self.assertIn(f'<span class="user-name"><bdi>{logins.ESCAPED}</bdi></span>', html)
+        self.assertIn('<span class="user-name"><bdi>admin[U+202E]txt.exe</bdi></span>', html)
+        self.assertIn('<span class="user-name"><bdi>ro[U+200B]ot</bdi></span>', html)
+        # The filter form gives a typed hostile name back escaped too.
+        html = self.client.get("/logins/", {**self.days, "user": logins.HOSTILE}).content.decode()
+        self.assertNotIn("<img", html)
+        self.assertIn(f'value="{logins.ESCAPED}"', html)
+
+    # --- Queries --------------------------------------------------------------------------------
+
+    def test_it_costs_the_same_queries_whatever_the_number_of_logins_and_hosts(self):
+        urls = [("/logins/", self.days), ("/logins/", {**self.days, "host": "web1", "user": "deploy"}),
+                ("/hosts/web1/", self.days)]  # fmt: skip
+        before = [self.queries_of(url, params) for url, params in urls]
+        for i in range(20):
+            host = make_host(f"db{i:02}")
+            self.add_logins(host, 30, ip=f"192.0.2.{100 + i}")
+            store_source(host, f"192.0.2.{100 + i}", 3, 3, 1, day=self.today)
+        self.add_logins(Host.objects.get(name="web1"), 250)
+        self.assertEqual([self.queries_of(url, params) for url, params in urls], before)
+        # Session and user, then the count, the page and the failures of its addresses.
+        with self.assertNumQueries(5):
+            self.client.get("/logins/", self.days)
+
+    def queries_of(self, url: str, params: dict) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            self.assertEqual(self.client.get(url, params).status_code, 200, url)
+        return len(captured)

@@ -24,8 +24,9 @@ from collector.retention import prune
 from collector.tests.helpers import write_log
 from collector.tests.logs import today_lines
 from inventory_app import polling
-from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay
+from inventory_app.models import DOWN, NEVER_POLLED, OK, Host, HostDay, HostLogin
 
+from . import logins
 from .agents import TOKEN, Answer, ScriptedAgent, SilentAgent, address_sources, polled_hosts
 from .stored import DAY, store_day, store_source
 
@@ -553,7 +554,7 @@ def test_it_answers_every_generated_central_request_within_the_schema(central_sc
         for r in api_schema.get_all_operations()
         if "/fleet/" in r.ok().path or "/hosts/" in r.ok().path
     ]
-    assert len(operations) == 5
+    assert len(operations) == 6
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -563,3 +564,104 @@ def test_it_answers_every_generated_central_request_within_the_schema(central_sc
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+class FleetLoginsApiTests(TestCase):
+    """GET /api/v1/fleet/logins/accepted/ on logins polled over HTTP from the project's own agents
+    (inventory_app.tests.logins), with the dashboard's logins page's filters."""
+
+    URL = "/api/v1/fleet/logins/accepted/"
+
+    @classmethod
+    def setUpClass(cls):
+        # The agents run before the class's transaction opens, and are polled inside it.
+        cls.agents = logins.start_agents()
+        for agent in cls.agents:
+            cls.addClassCleanup(agent.stop)
+        super().setUpClass()
+
+    @classmethod
+    def setUpTestData(cls):
+        logins.poll(cls.agents)
+        cls.user = User.objects.create_user("carol", password="pw")
+        today = timezone.localdate()
+        # The logins began in the last hour: today, or yesterday just after midnight.
+        cls.days = {"since": (today - timedelta(days=1)).isoformat(), "until": today.isoformat()}
+
+    def setUp(self):
+        self.client = token_client(self.user)
+
+    def results(self, **params) -> list[dict]:
+        response = self.client.get(self.URL, {**self.days, **params})
+        self.assertEqual(response.status_code, 200, response.content)
+        return response.json()["results"]
+
+    def test_it_lists_every_login_newest_first_with_its_host_and_whether_it_came_after_failures(self):
+        response = self.client.get(self.URL, self.days)
+        data = response.json()
+        self.assertEqual(data["count"], 4)
+        first = data["results"][0]
+        self.assertEqual(list(first), ["host", "at", "user", "ip", "port", "method", "key", "ended_at",
+                                       "after_failures"])  # fmt: skip
+        # Attacker text is a JSON string, as the agent sent it.
+        self.assertEqual(
+            {k: first[k] for k in ("host", "user", "ip", "method", "key", "ended_at", "after_failures")},
+            {"host": "web2", "user": logins.HOSTILE, "ip": logins.ATTACKER, "method": "password", "key": "",
+             "ended_at": None, "after_failures": True},
+        )  # fmt: skip
+        self.assertEqual(
+            [(r["host"], r["user"], r["after_failures"]) for r in data["results"][1:]],
+            [("web2", logins.SPOOFS[1], False), ("web1", "deploy", False), ("web1", logins.SPOOFS[0], False)],
+        )
+        deploy = data["results"][2]
+        self.assertEqual(deploy["key"], logins.KEY)
+        self.assertIsNotNone(deploy["ended_at"])
+
+    def test_it_filters_as_the_logins_page_does(self):
+        self.assertEqual([r["user"] for r in self.results(user="deploy")], ["deploy"])
+        self.assertEqual([r["host"] for r in self.results(ip=logins.OFFICE)], ["web2", "web1"])
+        self.assertEqual({r["host"] for r in self.results(host="web1")}, {"web1"})
+        self.assertEqual([r["ip"] for r in self.results(method="password", host="web2")], [logins.ATTACKER])
+        self.assertEqual(len(self.results(user="", ip="", host="", method="")), 4)
+        self.assertEqual(self.results(since="2020-01-01", until="2020-01-02"), [])
+        # The default is today (the page's default too).
+        today = HostLogin.objects.filter(day=timezone.localdate()).count()
+        self.assertEqual(self.client.get(self.URL).json()["count"], today)
+
+    def test_it_rejects_bad_filters_with_json(self):
+        for params in [{"since": "2026-13-01"}, {"since": "2026-03-05", "until": "2026-03-01"},
+                       {"since": "2020-01-01", "until": "2026-01-01"}, {"until": ""}, {"host": "bad name"},
+                       {"host": "web1\x00"}, {"user": "root\x00"}, {"user": "x" * 200}, {"ip": "1" * 300},
+                       {"method": "<script>"}, {"page_size": "0"}]:  # fmt: skip
+            response = self.client.get(self.URL, params)
+            self.assertEqual(response.status_code, 400, params)
+            self.assertEqual(response["Content-Type"], "application/json")
+        self.assertEqual(self.client.get(self.URL, {**self.days, "page": "9"}).status_code, 404)
+        self.assertEqual(APIClient().get(self.URL).status_code, 401)
+
+    def test_it_pages_in_a_stable_order_at_a_fixed_cost(self):
+        at = timezone.now() - timedelta(hours=2)
+        web1 = Host.objects.get(name="web1")
+        for n in (0, 120):
+            HostLogin.objects.bulk_create(
+                HostLogin(host=web1, day=timezone.localdate(at), at=at, user=f"u{n + i}", ip=f"10.0.0.{i % 200}",
+                          method="password")
+                for i in range(n)
+            )  # fmt: skip
+            # Session-less token: the token and user, then the count, the page and its failures.
+            with self.assertNumQueries(4):
+                self.client.get(self.URL, self.days)
+        seen = []
+        for page in (1, 2):
+            seen += [(r["user"], r["host"]) for r in self.results(page=page)]
+        # Logins at the same time are ordered by id: no page skips or repeats one.
+        self.assertEqual(len(set(seen)), 124)
+
+    def test_it_is_in_the_schema(self):
+        staff = APIClient()
+        staff.force_login(User.objects.create_user("admin", password="pw", is_staff=True))
+        operation = staff.get("/api/v1/schema/?format=json").json()["paths"][self.URL]["get"]
+        self.assertEqual(operation["operationId"], "fleet_accepted_logins")
+        self.assertEqual(operation["security"], [{"tokenAuth": []}, {"cookieAuth": []}])
+        names = {p["name"] for p in operation["parameters"]}
+        self.assertEqual(names, {"since", "until", "host", "user", "ip", "method", "page", "page_size"})
