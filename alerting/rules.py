@@ -116,11 +116,12 @@ def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
         by_ip.setdefault(ip, []).append((host, first, last, attempts))
     findings = []
     for login in logins:
-        # Failures that began before the login and went on within the window before it.
+        # Failures that began before the login (or in its second: sshd logs whole seconds) and
+        # went on within the window before it; the logins page marks the same ones.
         before = [
             (host, first, attempts)
             for host, first, last, attempts in by_ip.get(login.ip, ())
-            if first < login.at and last >= login.at - rule.window
+            if first <= login.at and last >= login.at - rule.window
         ]
         if not before:
             continue
