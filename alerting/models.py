@@ -157,6 +157,16 @@ class AlertQuerySet(models.QuerySet):
         """The latest alert of this rule and key: the campaign a new finding may belong to."""
         return self.filter(rule=rule, key=key).order_by("-last_seen", "-pk").first()
 
+    def campaigns(self, rule: Rule, keys, since: datetime) -> dict[str, Alert]:
+        """campaign() for many keys at once, among the alerts last seen at `since` or later: an
+        older latest alert is past every finding's quiet period, so it would not be folded into."""
+        keys, latest = sorted(keys), {}
+        for i in range(0, len(keys), 500):  # SQLite's limit on a query's parameters
+            chunk = self.filter(rule=rule, key__in=keys[i : i + 500], last_seen__gte=since)
+            for alert in chunk.order_by("key", "-last_seen", "-pk"):
+                latest.setdefault(alert.key, alert)
+        return latest
+
 
 def host_field(names) -> str:
     names = sorted(set(names))

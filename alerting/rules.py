@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from collector.contract import is_address
@@ -84,6 +84,9 @@ def recent_logins(now: datetime, lookback: timedelta) -> list[HostLogin]:
     return list(
         HostLogin.objects.filter(at__gte=now - lookback, at__lte=now)
         .select_related("host")
+        # What the rules read: a fleet's day of logins is thousands of rows, and a whole Host
+        # (health, errors, times) for each costs more than the query.
+        .only("at", "user", "ip", "method", "host__name")
         .order_by("at", "pk")
     )
 
@@ -181,11 +184,18 @@ def new_login(rule: Rule, now: datetime) -> list[Finding]:
         at__gte=min(login.at for login in logins) - rule.window,
         at__lte=now,
     ).values_list("user", "at", "ip")
+    networks: dict[str, str] = {}  # the same few addresses come back login after login
+
+    def network_of(ip: str) -> str:
+        if ip not in networks:
+            networks[ip] = network(ip, rule)
+        return networks[ip]
+
     for user, at, ip in history:
-        seen.setdefault(user, []).append((at, network(ip, rule)))
+        seen.setdefault(user, []).append((at, network_of(ip)))
     findings = []
     for login in logins:
-        where, when = network(login.ip, rule), timezone.localtime(login.at)
+        where, when = network_of(login.ip), timezone.localtime(login.at)
         host = login.host.name
         if login.user == "root":
             findings.append(
@@ -257,6 +267,10 @@ def brute_force(rule: Rule, now: datetime) -> list[Finding]:
         first=Min("first_seen"),
         last=Max("last_seen"),
     )
+    # The thresholds in the database (HAVING): of the fleet's thousands of addresses a window
+    # holds, only those over them come back.
+    over = Q(failed__gt=most) | Q(host_count__gte=least_hosts) if least_hosts else Q(failed__gt=most)
+    per_address = per_address.filter(over)
     matched = [
         row
         for row in per_address
@@ -339,6 +353,8 @@ def host_needs_look(rule: Rule, now: datetime) -> list[Finding]:
     findings = []
     hosts = list(Host.objects.enabled().exclude(last_poll_at=None))
     baselines = {b.host_id: b for b in HostBaseline.objects.filter(host__in=hosts)}
+    new_baselines: list[HostBaseline] = []
+    changed_baselines: list[HostBaseline] = []
     hour = int(now.timestamp()) // 3600
 
     def found(host: Host, problem: str, summary: str, severity: str = WARNING) -> None:
@@ -381,8 +397,15 @@ def host_needs_look(rule: Rule, now: datetime) -> list[Finding]:
                     f"{host.name}: {host.unknown_last_24h:,} sshd messages Alpha does not know in the last "
                     f"24 h, usually {statistics.median(earlier):g} (an OpenSSH upgrade?).",
                 )
+            before = dict(baseline.unknown_hours)
             baseline.add_sample(hour, host.unknown_last_24h, BASELINE_HOURS)
-            baseline.save()
+            if baseline.pk is None:
+                new_baselines.append(baseline)
+            elif baseline.unknown_hours != before:  # within the hour, mostly the same sample again
+                changed_baselines.append(baseline)
+    # Written together: one UPDATE per host after every round was most of this rule's time.
+    HostBaseline.objects.bulk_create(new_baselines, batch_size=500)
+    HostBaseline.objects.bulk_update(changed_baselines, ["unknown_hours"], batch_size=500)
     return findings
 
 
@@ -403,15 +426,25 @@ def evaluate(now: datetime | None = None) -> list[int]:
             rule = Rule.objects.select_for_update().get(pk=rule_id)
             if rule.definition is None:
                 continue  # a kind no longer registered: its row stays for its alerts
-            for finding in rule.definition.evaluate(rule, now):
-                new_deliveries += record(rule, finding, now)
+            findings = rule.definition.evaluate(rule, now)
+            if not findings:
+                continue
+            # One query for the campaigns these findings may belong to and one for the channels,
+            # rather than two per finding (a round over a big fleet finds hundreds).
+            campaigns = Alert.objects.campaigns(
+                rule, {f.key for f in findings}, min(f.last_seen for f in findings) - rule.quiet_period
+            )
+            channels = list(rule.channels.filter(enabled=True))
+            for finding in findings:
+                new_deliveries += record(rule, finding, now, campaigns, channels)
     return new_deliveries
 
 
-def record(rule: Rule, finding: Finding, now: datetime) -> list[int]:
-    """Fold the finding into its campaign, or raise a new alert with a pending delivery per
-    enabled channel of the rule. Returns the new deliveries' ids."""
-    latest = Alert.objects.campaign(rule, finding.key)
+def record(rule: Rule, finding: Finding, now: datetime, campaigns: dict, channels: list) -> list[int]:
+    """Fold the finding into its campaign (the latest alert of its key in `campaigns`, kept up to
+    date here), or raise a new alert with a pending delivery per channel. Returns the new
+    deliveries' ids."""
+    latest = campaigns.get(finding.key)
     if latest is not None and finding.last_seen - latest.last_seen <= rule.quiet_period:
         latest.absorb(finding)
         return []
@@ -428,7 +461,9 @@ def record(rule: Rule, finding: Finding, now: datetime) -> list[int]:
         created_at=now,
         updated_at=now,
     )
+    # Later than any earlier alert of the key (created only past the quiet period after it): the
+    # campaign from now on, for the findings of this evaluation still to come.
+    campaigns[finding.key] = alert
     return [
-        Delivery.objects.create(alert=alert, channel=channel, next_attempt_at=now).pk
-        for channel in rule.channels.filter(enabled=True)
+        Delivery.objects.create(alert=alert, channel=channel, next_attempt_at=now).pk for channel in channels
     ]

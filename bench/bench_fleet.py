@@ -109,6 +109,7 @@ from common import (  # noqa: E402
 from collector.contract import COUNT_NAMES  # noqa: E402
 
 TARGET_SECONDS = 30.0
+ALERT_TARGET = 0.1  # evaluating the rules after a round: at most this share of the round's time
 USERS = [
     "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
     "ftp", "pi", "support", "www-data", "mysql", "nagios", "jenkins", "hadoop", "ec2-user", "ansible",
@@ -134,11 +135,29 @@ def fleet_days(today: date, days: int) -> list[date]:
     return [today - timedelta(days=i) for i in range(days - 1, -1, -1)]
 
 
-def day_data(n: int, day: date, gen: int, today: date, lo: int, hi: int) -> tuple[dict, list[dict]]:
-    """Host n's counts and sources for one day. Only today depends on the generation: it grows."""
+# Addresses the whole fleet shares, so that the alert rules have real work after a round:
+# attackers failing on many hosts (rule 3's K hosts), a few of them getting in somewhere (rule 1),
+# and the offices staff log in from (rule 2: a user from a network not seen for them before).
+ATTACKERS = [f"203.0.113.{i}" for i in range(1, 101)]
+OFFICES = [f"198.51.{100 + i // 10}.{10 + i % 10}" for i in range(20)]
+STAFF = ["deploy", "ansible", "alice", "bob", "git"]
+
+
+def between(rng: random.Random, first: datetime, last: datetime) -> datetime:
+    return first + timedelta(seconds=rng.randint(0, int((last - first).total_seconds())))
+
+
+def day_data(
+    n: int, day: date, gen: int, today: date, lo: int, hi: int, until: int = 86399
+) -> tuple[dict, list[dict], list[dict]]:
+    """Host n's counts, sources and logins for one day. Only today depends on the generation: it
+    grows. Today's times go up to `until` seconds after its midnight (the benchmark's start): an
+    agent reports no future, and the alert rules' windows end at now."""
+    last = until if day == today else 86399
     rng = random.Random(f"fleet:{n}:{day.isoformat()}:{gen if day == today else 0}")
     k = rng.randint(lo, hi)
-    ips: set[str] = set()
+    attackers, offices = rng.sample(ATTACKERS, 3), rng.sample(OFFICES, 2)
+    ips: set[str] = {*attackers, *offices}
     while len(ips) < k:
         x = rng.getrandbits(32)
         if rng.random() < 0.03:
@@ -146,24 +165,61 @@ def day_data(n: int, day: date, gen: int, today: date, lo: int, hi: int) -> tupl
         else:
             ips.add(f"{1 + (x >> 24) % 223}.{(x >> 16) & 255}.{(x >> 8) & 255}.{x & 255}")
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    sources = []
+    sources, logins = [], []
     for ip in sorted(ips):
-        sessions = min(int(rng.paretovariate(1.2)), 5000)
-        accepted = rng.randint(1, sessions) if rng.random() < 0.05 else 0
-        failed = rng.randint(0, 3 * sessions) if accepted < sessions else 0
-        start = rng.randint(0, 86399)
-        end = rng.randint(start, 86399)
+        if ip in offices:  # staff: one to three logins, no failures
+            accepted = sessions = rng.randint(1, 3)
+            failed = 0
+            users = sorted(rng.sample(STAFF, rng.randint(1, 2)) + (["root"] if rng.random() < 0.02 else []))
+        elif ip in attackers:  # guessing passwords; one in 200 gets in
+            sessions = rng.randint(5, 50)
+            accepted = 1 if rng.random() < 0.005 else 0
+            failed = rng.randint(sessions, 3 * sessions)
+            users = sorted(rng.sample(USERS, rng.randint(1, 5)))
+        else:
+            sessions = min(int(rng.paretovariate(1.2)), 5000)
+            accepted = 0
+            failed = rng.randint(0, 3 * sessions)
+            users = sorted(rng.sample(USERS, rng.randint(1, 5)))
+        start = rng.randint(0, last)
+        end = rng.randint(start, last)
+        first_seen, last_seen = midnight + timedelta(seconds=start), midnight + timedelta(seconds=end)
+        first_failed = last_failed = first_accepted = None
+        if failed:
+            first_failed, last_failed = sorted(between(rng, first_seen, last_seen) for _ in range(2))
+        if accepted:
+            # After its failures, if any: "logged in after failing" is decided on these times.
+            first_accepted = between(rng, last_failed or first_seen, last_seen)
+            for i in range(accepted):
+                at = first_accepted if i == 0 else between(rng, first_accepted, last_seen)
+                logins.append(
+                    {
+                        "at": at,
+                        "user": users[i % len(users)],
+                        "ip": ip,
+                        "port": rng.randint(1024, 65535),
+                        "method": "publickey" if ip in offices else "password",
+                        "key": "",
+                        "ended_at": None
+                        if rng.random() < 0.5
+                        else at + timedelta(minutes=rng.randint(1, 90)),
+                    }
+                )
         sources.append(
             {
                 "ip": ip,
                 "sessions": sessions,
                 "failed_attempts": failed,
                 "accepted": accepted,
-                "users": sorted(rng.sample(USERS, rng.randint(0 if accepted else 1, 5))),
-                "first_seen": midnight + timedelta(seconds=start),
-                "last_seen": midnight + timedelta(seconds=end),
+                "users": users,
+                "first_seen": first_seen,
+                "last_seen": last_seen,
+                "first_failed": first_failed,
+                "last_failed": last_failed,
+                "first_accepted": first_accepted,
             }
         )
+    logins.sort(key=lambda login: (login["at"], login["ip"], login["port"]))
     total = sum(s["sessions"] for s in sources)
     accepted_total = sum(s["accepted"] for s in sources)
     # A failed connection has at least one failed attempt: never more of them than attempts.
@@ -190,11 +246,15 @@ def day_data(n: int, day: date, gen: int, today: date, lo: int, hi: int) -> tupl
         {f: s[f] for f in ("ip", "sessions", "failed_attempts", "accepted")}
         for s in sorted(sources, key=lambda s: (-s["sessions"], -s["failed_attempts"], s["ip"]))[:10]
     ]
-    return counts, sources
+    return counts, sources, logins
 
 
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+# A source's times, sent as ISO 8601 (or null).
+TIMES = ("first_seen", "last_seen", "first_failed", "last_failed", "first_accepted")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,8 +270,8 @@ class Fleet:
         self.silent = silent_hosts(cfg["hosts"], cfg["silent_share"])
         self.gen = 0
         self.port = 0
-        # (n, day, gen) -> (range row JSON, [source JSON fragments], day object JSON)
-        self.data: dict[tuple[int, date, int], tuple[bytes, list[bytes], bytes]] = {}
+        # (n, day, gen) -> (range row JSON, [source JSON fragments], day object JSON, [login JSON])
+        self.data: dict[tuple[int, date, int], tuple[bytes, list[bytes], bytes, list[bytes]]] = {}
         self.health: dict[int, dict] = {}
         self.stats = {
             "requests": 0,
@@ -219,6 +279,7 @@ class Fleet:
             "range": 0,
             "day": 0,
             "pages": 0,
+            "login_pages": 0,
             "unauthorized": 0,
             "silent": 0,
         }
@@ -232,20 +293,24 @@ class Fleet:
                 for day in self.days:
                     if gen and day != self.today:
                         continue  # only today differs between generations
-                    counts, sources = day_data(n, day, gen, self.today, lo, hi)
+                    counts, sources, logins = day_data(n, day, gen, self.today, lo, hi, self.cfg["until"])
                     plain = {k: v for k, v in counts.items() if not k.startswith("top_")}
                     row = json.dumps({**plain, "date": day.isoformat()}).encode()
                     detail = json.dumps(
                         {"host": f"fleet-{n:05d}", **counts, "date": day.isoformat()}
                     ).encode()
                     frags = [
-                        json.dumps(
-                            {**s, "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"])},
-                            separators=(",", ":"),
-                        ).encode()
+                        json.dumps({**s, **{f: iso(s[f]) for f in TIMES}}, separators=(",", ":")).encode()
                         for s in sources
                     ]
-                    self.data[(n, day, gen)] = (row, frags, detail)
+                    login_frags = [
+                        json.dumps(
+                            {**login, "at": iso(login["at"]), "ended_at": iso(login["ended_at"])},
+                            separators=(",", ":"),
+                        ).encode()
+                        for login in logins
+                    ]
+                    self.data[(n, day, gen)] = (row, frags, detail, login_frags)
             self.health[n] = {
                 "host": f"fleet-{n:05d}",
                 "agent_version": "0.2.0",
@@ -300,16 +365,17 @@ class Fleet:
                         "top_sources": [], "top_users": []}  # fmt: skip
                 return 200, json.dumps(body).encode()
             return 200, self.data[self.key(n, day)][2]
-        m = re.fullmatch(r"/api/v1/sources/(\d{4}-\d\d-\d\d)/", path)
-        if m:
-            self.stats["pages"] += 1
+        m = re.fullmatch(r"/api/v1/(sources|logins)/(\d{4}-\d\d-\d\d)/(accepted/)?", path)
+        if m and (m.group(1) == "logins") == bool(m.group(3)):
+            logins = m.group(1) == "logins"
+            self.stats["login_pages" if logins else "pages"] += 1
             try:
-                day = date.fromisoformat(m.group(1))
+                day = date.fromisoformat(m.group(2))
                 size = min(int(params.get("page_size", 500)), self.cfg["page_size"])
                 page = int(params.get("cursor", 0))
             except ValueError:
                 return 400, b'{"detail":"bad parameter"}'
-            frags = self.data[self.key(n, day)][1] if day in self.days else []
+            frags = self.data[self.key(n, day)][3 if logins else 1] if day in self.days else []
             chunk = frags[page * size : (page + 1) * size]
             nxt = prev = b"null"
             # DRF builds the link from the request as Django sees it; behind a proxy that strips
@@ -317,7 +383,7 @@ class Fleet:
             # With --next-with-prefix the link keeps /h/N, as Django behind a proxy that passes
             # the prefix (SCRIPT_NAME / FORCE_SCRIPT_NAME) would build it.
             prefix = f"/h/{n}" if self.cfg.get("next_prefix") else ""
-            link = f'"http://127.0.0.1:{self.port}{prefix}/api/v1/sources/{day}/?cursor=%d&page_size={size}"'
+            link = f'"http://127.0.0.1:{self.port}{prefix}{path}?cursor=%d&page_size={size}"'
             if (page + 1) * size < len(frags):
                 nxt = (link % (page + 1)).encode()
             if page > 0:
@@ -454,11 +520,15 @@ def host_ids(numbers: list[int]) -> list[int]:
 def verify_main(cfg: dict) -> None:
     """Compare the database with the simulator's data for the hosts in cfg['numbers']."""
     django_setup()
-    from inventory_app.models import Host, HostDay, HostSource
+    from inventory_app.models import Host, HostDay, HostLogin, HostSource
 
     today = date.fromisoformat(cfg["today"])
     silent = silent_hosts(cfg["hosts"], cfg["silent_share"])
     numbers = cfg["numbers"]
+    login_fields = ("at", "user", "ip", "port", "method", "key", "ended_at")
+    login_rows: dict[tuple[int, date], list[tuple]] = {}
+    for row in HostLogin.objects.order_by("at", "ip", "port").values("host_id", "day", *login_fields):
+        login_rows.setdefault((row["host_id"], row["day"]), []).append(tuple(row[f] for f in login_fields))
     hosts = {int(h.name.split("-")[1]): h for h in Host.objects.all()}
     day_rows: dict[int, dict] = {}
     for row in HostDay.objects.values():
@@ -467,7 +537,7 @@ def verify_main(cfg: dict) -> None:
     for row in HostSource.objects.values():
         source_rows.setdefault((row["host_id"], row["day"]), {})[row["ip"]] = row
     problems: list[str] = []
-    answering_ok = silent_ok = n_days = n_sources = 0
+    answering_ok = silent_ok = n_days = n_sources = n_logins = 0
     states: dict[str, int] = {}
     fields = COUNT_NAMES
     for n in numbers:
@@ -495,7 +565,9 @@ def verify_main(cfg: dict) -> None:
             if sorted(stored_days) != days:
                 bad.append(f"days {sorted(stored_days)}, expected {days}")
             for day in days:
-                counts, sources = day_data(n, day, cfg["gen"], today, cfg["sources_min"], cfg["sources_max"])
+                counts, sources, logins = day_data(
+                    n, day, cfg["gen"], today, cfg["sources_min"], cfg["sources_max"], cfg["until"]
+                )
                 got = stored_days.get(day)
                 if got is not None and any(got[f] != counts[f] for f in fields):
                     bad.append(
@@ -513,8 +585,12 @@ def verify_main(cfg: dict) -> None:
                     if g is None or any(g[f] != s[f] for f in s):
                         bad.append(f"{day}: source {s['ip']} is {g}, expected {s}")
                         break
+                got_logins = login_rows.get((host.pk, day), [])
+                if got_logins != [tuple(login[f] for f in login_fields) for login in logins]:
+                    bad.append(f"{day}: {len(got_logins)} logins, expected {len(logins)} (or they differ)")
                 n_days += got is not None
                 n_sources += len(got_sources)
+                n_logins += len(got_logins)
             answering_ok += not bad
         if bad:
             problems.append(f"host {n}: " + "; ".join(bad[:3]))
@@ -528,9 +604,57 @@ def verify_main(cfg: dict) -> None:
                 "states": states,
                 "days": n_days,
                 "sources": n_sources,
+                "logins": n_logins,
                 "problems": problems[:10],
                 "n_problems": len(problems),
             }
+        )
+    )
+
+
+def evaluate_main(cfg: dict) -> None:
+    """Time the alert rules over what the round stored: each rule's query part alone, then
+    rules.evaluate() as a first evaluation (no alerts yet: every finding raises one; rolled back)
+    and as the next round's (the round's own evaluation stored them: findings are absorbed), then
+    delivery.deliver_due() (no channels: nothing is due)."""
+    django_setup()
+    from django.db import connection, reset_queries, transaction
+    from django.utils import timezone
+
+    from alerting import delivery, rules
+    from alerting.models import Alert, Rule
+
+    connection.force_debug_cursor = True  # count the queries (DEBUG is off)
+    now = timezone.now()
+    per_rule = {}
+    for rule in Rule.objects.filter(enabled=True).order_by("pk"):
+        with transaction.atomic():
+            reset_queries()
+            t0 = time.perf_counter()
+            findings = rule.definition.evaluate(rule, now)
+            seconds = time.perf_counter() - t0
+            per_rule[rule.kind] = {
+                "seconds": seconds,
+                "findings": len(findings),
+                "queries": len(connection.queries),
+            }
+            transaction.set_rollback(True)  # rule 4 moves the hosts' baselines: leave them
+    with transaction.atomic():
+        Alert.objects.all().delete()
+        t0 = time.perf_counter()
+        rules.evaluate(now)
+        first = time.perf_counter() - t0
+        alerts = Alert.objects.count()
+        transaction.set_rollback(True)
+    t0 = time.perf_counter()
+    rules.evaluate(now)
+    repeat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    delivery.deliver_due()
+    deliver = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {"rules": per_rule, "first": first, "repeat": repeat, "alerts": alerts, "deliver": deliver}
         )
     )
 
@@ -662,13 +786,27 @@ def fresh_database(work: str, label: str, backend: str, args, cfg: dict) -> tupl
 def check(result: dict, label: str, failures: list[str]) -> str:
     line = (
         f"answering {result['answering_ok']}/{result['answering']} exact "
-        f"({result['days']:,} days, {result['sources']:,} sources), "
+        f"({result['days']:,} days, {result['sources']:,} sources, {result['logins']:,} logins), "
         f"silent {result['silent_ok']}/{result['silent']} as expected, states {result['states']}"
     )
     if result["n_problems"]:
         failures.append(f"{label}: {result['n_problems']} hosts wrong, e.g. {result['problems'][:3]}")
         line += f"  WRONG: {result['n_problems']} hosts"
     return line
+
+
+def alert_line(res: dict, round_seconds: float) -> str:
+    """The rules' cost beside the round's (target: under a tenth of it)."""
+    each = ", ".join(
+        f"{kind} {1000 * r['seconds']:.0f} ms ({r['findings']} found, {r['queries']} queries)"
+        for kind, r in res["rules"].items()
+    )
+    ratio = max(res["first"], res["repeat"]) / round_seconds
+    return (
+        f"evaluate() {res['first']:.2f} s first ({res['alerts']} alerts), {res['repeat']:.2f} s next round, "
+        f"deliver_due() {1000 * res['deliver']:.0f} ms; {ratio:.3f} of the round "
+        f"({'MET' if ratio < ALERT_TARGET else 'MISSED'}: < {ALERT_TARGET:g}); rules alone: {each}"
+    )
 
 
 def run_round(label: str, env: dict, sim: subprocess.Popen, work: str) -> dict:
@@ -1035,8 +1173,10 @@ def main() -> int:
     args = ap.parse_args()
     lo, hi = (int(x) for x in args.sources.split("-"))
 
-    today = datetime.now(UTC).date()
+    started_at = datetime.now(UTC)
+    today = started_at.date()
     cfg = {
+        "until": started_at.hour * 3600 + started_at.minute * 60 + started_at.second,
         "hosts": args.hosts,
         "silent_share": args.silent_share,
         "days": args.days,
@@ -1127,6 +1267,9 @@ def main() -> int:
                         f"    poller stderr: {res['stderr_lines']} lines, {res['unexpected']} hosts 'failed "
                         f"unexpectedly', {res['locked']} 'database is locked' tracebacks"
                     )
+                if not res["crashed"]:
+                    res["alerts"] = child("_evaluate", cfg, env)
+                    print(f"    alerts: {alert_line(res['alerts'], res['round'])}")
                 if res["crashed"]:
                     failures.append(f"{backend} R{r}: poll_hosts --once aborted the round: {res['summary']}")
                     if r < args.rounds:
@@ -1227,6 +1370,7 @@ if __name__ == "__main__":
             "_setup": setup_main,
             "_verify": verify_main,
             "_seq": sequential_main,
+            "_evaluate": evaluate_main,
         }[mode](cfg)
     else:
         sys.exit(main())

@@ -191,10 +191,10 @@ def claim_redis_db(broker_url: str) -> tuple[str, redis.Redis]:
     raise redis.RedisError(f"no empty database to use on {broker_url}")
 
 
-@override_settings(**AGENT_SETTINGS)
-class CeleryWorkerAndBeatTests(LiveServerTestCase):
+class CeleryProcessesTestCase(LiveServerTestCase):
     """A real beat and a real worker, in subprocesses, polling the live agent over HTTP through
-    Redis and the test database. Under CI=true a missing Redis fails this test."""
+    Redis (an empty database claimed on CELERY_BROKER_URL's server) and the test database. Under
+    CI=true a missing Redis fails the test."""
 
     def setUp(self):
         try:
@@ -211,7 +211,7 @@ class CeleryWorkerAndBeatTests(LiveServerTestCase):
         self.processes: dict[str, subprocess.Popen] = {}
         self.addCleanup(self.stop_processes)  # runs before the flush: stopped workers take nothing
 
-    def celery(self, name: str, *args: str) -> None:
+    def celery(self, name: str, *args: str, **settings_env: str) -> None:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "alphaproject.settings",
@@ -220,6 +220,7 @@ class CeleryWorkerAndBeatTests(LiveServerTestCase):
             "TIME_ZONE": settings.TIME_ZONE,
             "ALPHA_ROLE": "central",
             "CELERY_BROKER_URL": self.broker_url,
+            **settings_env,
         }
         with open(self.directory / f"{name}.log", "w") as log:
             self.processes[name] = subprocess.Popen(
@@ -254,21 +255,29 @@ class CeleryWorkerAndBeatTests(LiveServerTestCase):
                 self.fail(f"No {what} within {seconds:.0f} s.{self.logs()}")
             time.sleep(0.2)
 
-    def test_beat_and_a_worker_poll_every_host_on_schedule(self):
-        write_log(today_lines(70, "198.51.100.5"))
-        host = Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
-        # The task migrate created, with its interval shortened as an admin would.
+    def start_worker_and_beat(self, every: int = 2, **settings_env: str) -> None:
+        """A worker (threads pool) and beat, with the poll task's interval shortened to `every`
+        seconds as an admin would, and settings_env added to their environment."""
         task, _ = ensure_poll_schedule()
-        task.interval = IntervalSchedule.objects.create(every=2, period=IntervalSchedule.SECONDS)
+        task.interval = IntervalSchedule.objects.create(every=every, period=IntervalSchedule.SECONDS)
         task.save()
         self.celery(
             "worker", "worker", "--pool", "threads", "--concurrency", "4", "-l", "warning",
-            "-n", f"alpha-test-{os.getpid()}@%h", "--without-mingle", "--without-gossip",
+            "-n", f"alpha-test-{os.getpid()}@%h", "--without-mingle", "--without-gossip", **settings_env,
         )  # fmt: skip
         self.celery(
             "beat", "beat", "-l", "warning",
             "-s", str(self.directory / "beat-schedule"), "--pidfile", str(self.directory / "beat.pid"),
+            **settings_env,
         )  # fmt: skip
+
+
+@override_settings(**AGENT_SETTINGS)
+class CeleryWorkerAndBeatTests(CeleryProcessesTestCase):
+    def test_beat_and_a_worker_poll_every_host_on_schedule(self):
+        write_log(today_lines(70, "198.51.100.5"))
+        host = Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
+        self.start_worker_and_beat()
 
         # Beat sent poll_all_hosts, the worker fanned it out, a poll_host stored the agent's days.
         def polled() -> bool:
