@@ -247,7 +247,13 @@ def top_user(data) -> dict:
 def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | None]:
     """/api/v1/sources/<date>/: one page of the day's source addresses, and the next page's URL.
     Times must fit the day (`of_day`) and not be later than `now` allows."""
-    data = mapping(data, "source page")
+    return page(data, "source page", of_day, now, source)
+
+
+def page(data, what: str, of_day: date, now: datetime, check) -> tuple[list[dict], str | None]:
+    """One page of a day's cursor-paginated list (sources, logins): its rows, each check()ed with
+    the times that fit the day, and the next page's URL."""
+    data = mapping(data, what)
     next_url = data.get("next")
     if next_url is not None:
         text(next_url, "next", 2000)
@@ -255,12 +261,13 @@ def source_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | No
             raise InvalidAnswer("next", "must be an http(s) URL or null")
     midnight = datetime.combine(of_day, time(), tzinfo=UTC)
     earliest = midnight - DAY_MARGIN
-    # A connection that began that day may go on for days: its last line is bounded by now.
+    # What began that day began within it (and not later than now allows); a connection that
+    # began that day may go on for days: its last line is bounded by now.
     first_latest = min(midnight + timedelta(days=1) + DAY_MARGIN, now + CLOCK_SKEW)
     latest = now + CLOCK_SKEW
 
     def checked(row) -> dict:
-        return source(row, earliest, first_latest, latest)
+        return check(row, earliest, first_latest, latest)
 
     return each(items(data.get("results"), "results", MAX_PAGE_ROWS), checked, "results"), next_url
 
@@ -308,21 +315,7 @@ def user_name(value) -> str:
 
 def login_page(data, of_day: date, now: datetime) -> tuple[list[dict], str | None]:
     """/api/v1/logins/<date>/accepted/: one page of the day's logins, and the next page's URL."""
-    data = mapping(data, "login page")
-    next_url = data.get("next")
-    if next_url is not None:
-        text(next_url, "next", 2000)
-        if not next_url.startswith(("http://", "https://")):
-            raise InvalidAnswer("next", "must be an http(s) URL or null")
-    midnight = datetime.combine(of_day, time(), tzinfo=UTC)
-    earliest = midnight - DAY_MARGIN
-    at_latest = min(midnight + timedelta(days=1) + DAY_MARGIN, now + CLOCK_SKEW)
-    latest = now + CLOCK_SKEW
-
-    def checked(row) -> dict:
-        return login(row, earliest, at_latest, latest)
-
-    return each(items(data.get("results"), "results", MAX_PAGE_ROWS), checked, "results"), next_url
+    return page(data, "login page", of_day, now, login)
 
 
 def login(data, earliest: datetime, at_latest: datetime, latest: datetime) -> dict:

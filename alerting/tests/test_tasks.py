@@ -33,7 +33,7 @@ class CeleryRoundTests(LiveServerTestCase):
         AgentState.objects.update_or_create(pk=1, defaults={"heartbeat_at": timezone.now()})
         Host.objects.create(name="web1", url=self.live_server_url, token=TOKEN)
 
-    def test_a_round_queues_the_evaluation_which_queues_the_deliveries(self):
+    def test_it_queues_the_evaluation_after_a_round_and_it_queues_the_deliveries(self):
         # Eagerly, the evaluation's countdown (the round's timeout) is not waited for.
         run_eagerly(self)
         self.assertEqual(polling_tasks.poll_all_hosts(), 1)
@@ -41,7 +41,7 @@ class CeleryRoundTests(LiveServerTestCase):
         self.assertEqual(Delivery.objects.get().state, SENT)
         self.assertEqual(len(self.receiver.received), 1)
 
-    def test_the_evaluation_task_called_as_a_function_sweeps_due_deliveries(self):
+    def test_it_sweeps_due_deliveries_when_the_evaluation_task_is_called_as_a_function(self):
         run_eagerly(self)
         polling_tasks.poll_host(Host.objects.get().pk)
         self.assertEqual(tasks.evaluate(), 1)
@@ -54,7 +54,7 @@ class CeleryWorkerTests(CeleryProcessesTestCase):
     """Beat and a worker in processes of their own: a round, then the evaluation task, then the
     delivery task posting to a receiver on loopback."""
 
-    def test_the_worker_evaluates_after_the_round_and_delivers_a_signed_webhook(self):
+    def test_it_evaluates_in_the_worker_after_the_round_and_delivers_a_signed_webhook(self):
         receiver = Receiver()
         self.addCleanup(receiver.close)
         channel = Channel.objects.create(kind=WEBHOOK, name="hook", url=receiver.url, secret=SECRET)
