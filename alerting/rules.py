@@ -14,6 +14,7 @@ than a day measures "still active within the window" rather than "failed N times
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import statistics
 from collections.abc import Callable
@@ -80,8 +81,11 @@ def rule_kind(kind: str, name: str, description: str, window: timedelta, params=
 LOGIN_LOOKBACK = timedelta(hours=24)
 
 
-def recent_logins(now: datetime, lookback: timedelta) -> list[HostLogin]:
-    return list(
+@functools.lru_cache(maxsize=2)
+def recent_logins(now: datetime, lookback: timedelta) -> tuple[HostLogin, ...]:
+    """The fleet's logins of the look-back, read once per evaluation (rules 1 and 2 both read
+    them, and evaluate() passes every rule the same `now`)."""
+    return tuple(
         HostLogin.objects.filter(at__gte=now - lookback, at__lte=now)
         .select_related("host")
         # What the rules read: a fleet's day of logins is thousands of rows, and a whole Host
@@ -91,20 +95,18 @@ def recent_logins(now: datetime, lookback: timedelta) -> list[HostLogin]:
     )
 
 
-@rule_kind(
-    LOGIN_AFTER_FAILURES,
-    "Login after failures",
-    "A successful login from an address that failed on any host of the fleet (the same host "
-    "included) within the window before it. Names every host it failed on and the host it got in on.",
-    timedelta(hours=24),
-)
-def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
-    logins = [login for login in recent_logins(now, max(rule.window, LOGIN_LOOKBACK)) if is_address(login.ip)]
+@functools.lru_cache(maxsize=2)
+def failed_before(now: datetime, window: timedelta) -> dict[int, list[tuple[str, datetime, int]]]:
+    """For each recent login whose address failed on any host of the fleet (the same included)
+    within `window` before it: those failures as (host, first failure, attempts) per host-day.
+
+    The agent reports each source's first and last failure of the day, so "failed, then got
+    in" is decided on times: failures that began before the login (or in its second: sshd logs
+    whole seconds) and went on within the window before it. The logins page marks the same."""
+    logins = [login for login in recent_logins(now, max(window, LOGIN_LOOKBACK)) if is_address(login.ip)]
     if not logins:
-        return []
-    # Each host's failures from those addresses, per day, with their first and last time: the
-    # agent reports them per source and day, so "failed before it got in" is decided on times.
-    earliest = min(login.at for login in logins) - rule.window
+        return {}
+    earliest = min(login.at for login in logins) - window
     failures = (
         HostSource.objects.filter(
             ip__in={login.ip for login in logins},
@@ -117,15 +119,30 @@ def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
     by_ip: dict[str, list[tuple]] = {}
     for ip, host, first, last, attempts in failures:
         by_ip.setdefault(ip, []).append((host, first, last, attempts))
-    findings = []
+    found = {}
     for login in logins:
-        # Failures that began before the login (or in its second: sshd logs whole seconds) and
-        # went on within the window before it; the logins page marks the same ones.
         before = [
             (host, first, attempts)
             for host, first, last, attempts in by_ip.get(login.ip, ())
-            if first <= login.at and last >= login.at - rule.window
+            if first <= login.at and last >= login.at - window
         ]
+        if before:
+            found[login.pk] = before
+    return found
+
+
+@rule_kind(
+    LOGIN_AFTER_FAILURES,
+    "Login after failures",
+    "A successful login from an address that failed on any host of the fleet (the same host "
+    "included) within the window before it. Names every host it failed on and the host it got in on.",
+    timedelta(hours=24),
+)
+def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
+    flagged = failed_before(now, rule.window)
+    findings = []
+    for login in recent_logins(now, max(rule.window, LOGIN_LOOKBACK)):
+        before = flagged.get(login.pk)
         if not before:
             continue
         failed_on = sorted({host for host, _, _ in before})
@@ -151,6 +168,12 @@ def login_after_failures(rule: Rule, now: datetime) -> list[Finding]:
     return findings
 
 
+def reported_as_after_failures(now: datetime) -> set[int]:
+    """The logins rule 1 reports (when it is on): rule 2 leaves them to it, one login one alert."""
+    rule = Rule.objects.filter(kind=LOGIN_AFTER_FAILURES, enabled=True).first()
+    return set(failed_before(now, rule.window)) if rule else set()
+
+
 def network(ip: str, rule: Rule) -> str:
     """The address's network at the rule's prefix (IPv4 /24, IPv6 /64 by default), as text."""
     try:
@@ -174,7 +197,9 @@ def network(ip: str, rule: Rule) -> str:
     },
 )
 def new_login(rule: Rule, now: datetime) -> list[Finding]:
-    logins = recent_logins(now, LOGIN_LOOKBACK)
+    # A login after failures is rule 1's (critical) alert: one login, one alert.
+    theirs = reported_as_after_failures(now)
+    logins = [login for login in recent_logins(now, LOGIN_LOOKBACK) if login.pk not in theirs]
     if not logins:
         return []
     # Where each of those users logged in from within the window before their logins.
@@ -420,6 +445,17 @@ def evaluate(now: datetime | None = None) -> list[int]:
     at once (a Celery worker and a manual one) never raise one campaign twice."""
     now = now or timezone.now()
     Rule.objects.ensure_all()
+    # Rules 1 and 2 share the logins they read, within this evaluation only.
+    recent_logins.cache_clear()
+    failed_before.cache_clear()
+    try:
+        return _evaluate(now)
+    finally:
+        recent_logins.cache_clear()
+        failed_before.cache_clear()
+
+
+def _evaluate(now: datetime) -> list[int]:
     new_deliveries: list[int] = []
     for rule_id in Rule.objects.filter(enabled=True).values_list("pk", flat=True):
         with transaction.atomic():
