@@ -8,27 +8,18 @@ isolated from its neighbours (<bdi>; unicode-bidi: isolate in the CSS).
 
 from __future__ import annotations
 
-import re
-
 from django import template
 from django.utils.html import format_html
 
+from alerting.formatting import visible
 from collector.contract import is_address
 
 register = template.Library()
 
-# Control characters (C0, C1) and the format characters that change what a reader sees:
-# soft hyphen, bidirectional marks, embeddings, overrides and isolates, zero-width characters,
-# word joiners, the byte order mark, interlinear annotations and tag characters.
-INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
-    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
-)
-
-
-def visible(text: str) -> str:
-    """The text with every invisible character written out as [U+XXXX]."""
-    return INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+# The characters written out are those of the alerts' email and Slack text too: control
+# characters (C0, C1) and the format characters that change what a reader sees (soft hyphen,
+# bidirectional marks, embeddings, overrides and isolates, zero-width characters, word joiners,
+# the byte order mark, interlinear annotations and tag characters); one list, in alerting.formatting.
 
 
 @register.filter(name="visible")
