@@ -26,14 +26,18 @@ BUSIEST_OF_DAY = 20
 TREND_DAYS = 14
 
 
-def host_trends(since: date, until: date) -> dict[int, list[int]]:
+def host_trends(since: date, until: date, host_ids: list[int] | None = None) -> dict[int, list[int]]:
     """Each host's connections per day over the range (at most TREND_DAYS days, ending `until`),
     zeros where nothing is stored: host id -> list in date order. One query, pivoted in the
-    database (a row per host, a column per day), so a thousand hosts are a thousand rows."""
+    database (a row per host, a column per day), so a thousand hosts are a thousand rows;
+    `host_ids` keeps to those hosts (the overview's page of the host table)."""
     since = max(since, until - timedelta(days=TREND_DAYS - 1))
     days = days_between(since, until)
     columns = {f"d{i}": Sum("sessions", filter=Q(day=day)) for i, day in enumerate(days)}
-    rows = days_in(since, until).order_by().values("host_id").annotate(**columns)
+    rows = days_in(since, until)
+    if host_ids is not None:
+        rows = rows.filter(host_id__in=host_ids)
+    rows = rows.order_by().values("host_id").annotate(**columns)
     trends: dict[int, list[int]] = defaultdict(lambda: [0] * len(days))
     for row in rows.values_list("host_id", *columns):
         trends[row[0]] = [value or 0 for value in row[1:]]

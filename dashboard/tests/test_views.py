@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from collector.contract import COUNT_NAMES as COUNTS
 from collector.retention import prune
-from dashboard import queries
+from dashboard import queries, views
 from inventory_app.models import DOWN, DUPLICATE, NEVER_POLLED, NO_SOURCE, OK, STALE, Host, HostDay, HostLogin
 from inventory_app.tests import logins
 from inventory_app.tests.agents import address_sources, polled_hosts
@@ -464,8 +464,9 @@ class DashboardTests(TestCase):
         self.assertEqual(Host.objects.count(), 20)
         with20 = [self.queries_of(url, params) for url, params in urls]
         self.assertEqual(with2, with20)
-        # Session and user, then: the overview's totals, distinct sources, states, hosts and trends.
-        with self.assertNumQueries(7):
+        # Session and user, then: the overview's totals, distinct sources, states, the host count,
+        # a page of hosts and their trends.
+        with self.assertNumQueries(8):
             self.client.get("/", RANGE)
         # Session and user, then the busiest hosts' series and the per-day totals.
         with self.assertNumQueries(4):
@@ -478,6 +479,39 @@ class DashboardTests(TestCase):
         # Session and user, then a page of addresses and their user names.
         with self.assertNumQueries(4):
             self.client.get("/attackers/", RANGE)
+
+    def make_hosts(self, count: int) -> None:
+        now = timezone.now()
+        Host.objects.bulk_create(Host(name=f"bulk{i:04}.example", url=f"http://bulk{i:04}.example:8001", token="t" * 20,
+                                      state=OK, last_success_at=now) for i in range(count))  # fmt: skip
+
+    def test_it_pages_the_overviews_host_table(self):
+        self.make_hosts(views.HOSTS_PER_PAGE)  # 3 + 100 hosts: two pages
+        first = self.client.get("/", {**RANGE, "x": "<k>"})
+        rows = re.findall(r'<tr[^>]*data-name="([^"]*)"', first.content.decode())
+        self.assertEqual(len(rows), views.HOSTS_PER_PAGE)
+        # The other parameters stay in the page links, escaped.
+        self.assertContains(first, 'rel="next"')
+        self.assertIn("page=2", first.context["next_page"])
+        self.assertIn("x=%3Ck%3E", first.context["next_page"])
+        second = self.client.get("/", {**RANGE, "page": 2})
+        rest = re.findall(r'<tr[^>]*data-name="([^"]*)"', second.content.decode())
+        self.assertEqual(len(rest), 3)
+        self.assertFalse(set(rows) & set(rest))
+        self.assertEqual(sorted(rows + rest), sorted(Host.objects.values_list("name", flat=True)))
+        # Totals stay over the whole fleet on every page.
+        self.assertEqual(first.context["totals"], second.context["totals"])
+
+    def test_it_costs_the_overview_the_same_queries_for_3_and_300_hosts(self):
+        few = self.queries_of("/", RANGE)
+        self.make_hosts(297)
+        self.assertEqual(self.queries_of("/", RANGE), few)
+        self.assertEqual(self.queries_of("/", {**RANGE, "page": 3}), few)
+
+    def test_it_keeps_the_overviews_html_under_150_kb_at_1000_hosts(self):
+        self.make_hosts(1000)
+        response = self.client.get("/", RANGE)
+        self.assertLess(len(response.content), 150_000)
 
     def test_it_keeps_the_busiest_host_query_to_the_range(self):
         # The subquery of the busiest hosts and its series read the same days.
