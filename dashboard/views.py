@@ -96,6 +96,18 @@ def query_string(**params: date | int | None) -> str:
     return f"?{urlencode(values)}" if values else ""
 
 
+def page_links(request: HttpRequest, shown) -> dict[str, str]:
+    """previous_page and next_page of a Paginator page: the request's query string with only the
+    page number changed ("" where there is no such page)."""
+    keep = {k: v for k, v in request.GET.items() if k != "page"}
+    return {
+        "previous_page": "?" + urlencode({**keep, "page": shown.previous_page_number()})
+        if shown.has_previous()
+        else "",
+        "next_page": "?" + urlencode({**keep, "page": shown.next_page_number()}) if shown.has_next() else "",
+    }
+
+
 def link_query(since: date, until: date) -> str:
     """The range for links between pages: none when it is the default, so that the plain URL
     of a page (/hosts/web1/) is the one shown and shared."""
@@ -159,7 +171,6 @@ def overview(request: HttpRequest) -> HttpResponse:
         row["trend"] = sparkline(values)
         row["trend_text"] = ", ".join(str(v) for v in values)
     data = query_string(since=since, until=until)
-    keep = {k: v for k, v in request.GET.items() if k != "page"}
     context = range_context(
         since,
         until,
@@ -174,10 +185,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         busiest=queries.BUSIEST,
         hosts=hosts,
         page_obj=shown,
-        previous_page="?" + urlencode({**keep, "page": shown.previous_page_number()})
-        if shown.has_previous()
-        else "",
-        next_page="?" + urlencode({**keep, "page": shown.next_page_number()}) if shown.has_next() else "",
+        **page_links(request, shown),
         trend_days=min(queries.TREND_DAYS, (until - since).days + 1),
         connections_url=reverse("dashboard-data-connections") + data,
         outcomes_url=reverse("dashboard-data-outcomes") + data,
@@ -303,7 +311,6 @@ def logins(request: HttpRequest) -> HttpResponse:
         since, until, **{name: params.get(name, "") for name in ("host", "user", "ip", "method")}
     )
     shown = Paginator(rows if not error else rows.none(), LOGINS_PER_PAGE).get_page(params.get("page"))
-    keep = {k: v for k, v in request.GET.items() if k != "page"}
     context = {
         "section": "logins",
         "form": form,
@@ -312,10 +319,7 @@ def logins(request: HttpRequest) -> HttpResponse:
         "filter_error": error,
         "page_obj": shown,
         "rows": fleet.add_after_failures(list(shown.object_list)),
-        "previous_page": "?" + urlencode({**keep, "page": shown.previous_page_number()})
-        if shown.has_previous()
-        else "",
-        "next_page": "?" + urlencode({**keep, "page": shown.next_page_number()}) if shown.has_next() else "",
+        **page_links(request, shown),
         "today": query_string(since=today, until=today),
         "after_failures_meaning": fleet.AFTER_FAILURES_MEANING,
     }
