@@ -4,7 +4,7 @@
         [--concurrency 64] [--connect-timeout 3] [--read-timeout 10] [--rounds 3]
         [--postgres | --both] [--no-sequential | --seq-backend sqlite|postgresql] [--seq-silent 5]
         [--celery K [--celery-concurrency 32] [--celery-only] [--celery-limit 1800]]
-        [--wait-quiet 180] [--keep]
+        [--wait-quiet 180] [--no-bare] [--keep]
     BENCH_FLEET_WRAP="py-spy record --gil -f raw -o r1.txt --" .venv/bin/python bench/bench_fleet.py ...
 
 In one run:
@@ -67,12 +67,16 @@ In one run:
      and the local server allows 100), or if a worker exits. The workers' logs (warnings and
      errors only) are in the work dir; the lines each round logged are counted in the report.
      The workers get SIGTERM at the end (killed after 30 s).
+  Bare baseline (--no-bare: off): right before R1 and R3, a child (`_bare`) makes the same
+  requests with a stdlib asyncio client (one kept-alive connection per host, json.loads of each
+  answer, nothing stored), with the poller's concurrency and timeouts (health 3 s); the
+  simulator's request counts of the baseline and of the round are compared.
   Before each timed phase the script waits up to --wait-quiet seconds for the rest of the
   machine to go idle (other work skews everything here) and warns if it did not.
 
 Target (MET / MISSED, never changes the exit code): R1 completes within 30 s, all answering
 hosts stored correctly, the silent ones marked down; one TARGET line per backend and path
-(poll_hosts, Celery). Exit 1 if a correctness check fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
+(poll_hosts, Celery); R1 <= 2x and R3 <= 1.2x the bare baseline's time. Exit 1 if a correctness check fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
 """
 
 from __future__ import annotations
