@@ -4,7 +4,7 @@
         [--concurrency 64] [--connect-timeout 3] [--read-timeout 10] [--rounds 3]
         [--postgres | --both] [--no-sequential | --seq-backend sqlite|postgresql] [--seq-silent 5]
         [--celery K [--celery-concurrency 32] [--celery-only] [--celery-limit 1800]]
-        [--wait-quiet 180] [--keep]
+        [--wait-quiet 180] [--no-bare] [--keep]
     BENCH_FLEET_WRAP="py-spy record --gil -f raw -o r1.txt --" .venv/bin/python bench/bench_fleet.py ...
 
 In one run:
@@ -67,12 +67,16 @@ In one run:
      and the local server allows 100), or if a worker exits. The workers' logs (warnings and
      errors only) are in the work dir; the lines each round logged are counted in the report.
      The workers get SIGTERM at the end (killed after 30 s).
+  Bare baseline (--no-bare: off): right before R1 and R3, a child (`_bare`) makes the same
+  requests with a stdlib asyncio client (one kept-alive connection per host, json.loads of each
+  answer, nothing stored), with the poller's concurrency and timeouts (health 3 s); the
+  simulator's request counts of the baseline and of the round are compared.
   Before each timed phase the script waits up to --wait-quiet seconds for the rest of the
   machine to go idle (other work skews everything here) and warns if it did not.
 
 Target (MET / MISSED, never changes the exit code): R1 completes within 30 s, all answering
 hosts stored correctly, the silent ones marked down; one TARGET line per backend and path
-(poll_hosts, Celery). Exit 1 if a correctness check fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
+(poll_hosts, Celery); R1 <= 2x and R3 <= 1.2x the bare baseline's time. Exit 1 if a correctness check fails. Days are UTC (TIME_ZONE=UTC everywhere); a run across midnight UTC is reported as void.
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ import tempfile
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(BENCH_DIR)
@@ -106,9 +110,11 @@ from common import (  # noqa: E402
     run_timed,
 )
 
-from collector.contract import COUNT_NAMES  # noqa: E402
+from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS  # noqa: E402
 
 TARGET_SECONDS = 30.0
+BARE_R1_TARGET = 2.0  # R1 at most this many times the bare baseline's time for the same requests
+BARE_R3_TARGET = 1.2  # R3 likewise
 ALERT_TARGET = 0.1  # evaluating the rules after a round: at most this share of the round's time
 USERS = [
     "root", "admin", "test", "user", "ubuntu", "oracle", "postgres", "guest", "git", "deploy",
@@ -687,6 +693,119 @@ def sequential_main(cfg: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The bare baseline (child `_bare`): the poller's requests from a stdlib asyncio client
+# --------------------------------------------------------------------------------------------
+
+# The poller's health read timeout (ALPHA_POLL_HEALTH_TIMEOUT, left at its default: poller_env()
+# removes the environment's ALPHA_*); every other request reads with --read-timeout.
+HEALTH_TIMEOUT = 3.0
+BACKFILL_DAYS = 30  # ALPHA_BACKFILL_DAYS in poller_env()
+
+
+async def bare_host(cfg: dict, n: int, gate: asyncio.Semaphore, counts: dict) -> None:
+    """Host n as the poller sees it, storing nothing: one kept-alive connection for the host's
+    requests, each answer read whole (Content-Length) and json.loads()ed. Round 1: health, the
+    day range from the backfill start, then for each listed day with any count its sources page
+    by page (following `next`), its day object and, if it counts logins, its accepted-logins
+    pages; round 3 (nothing changed since R2): health and the range from yesterday, every day
+    unchanged. A silent host costs the health read timeout, as in the poller."""
+    today = date.fromisoformat(cfg["today"])
+    prefix = f"/h/{n}"
+    head_lines = (
+        f"Host: 127.0.0.1:{cfg['port']}\r\nAuthorization: Bearer {token_of(n)}\r\n"
+        "Accept: application/json\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n"
+    )
+    async with gate:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", cfg["port"]), cfg["connect_timeout"]
+            )
+        except (TimeoutError, OSError):
+            counts["failed"] += 1
+            return
+
+        async def get(target: str, read_timeout: float):
+            writer.write(f"GET {prefix}{target} HTTP/1.1\r\n{head_lines}".encode())
+
+            async def read():
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
+                body = await reader.readexactly(length)
+                if status != 200:
+                    raise ValueError(f"status {status}")
+                return body
+
+            body = await asyncio.wait_for(read(), read_timeout)
+            counts["requests"] += 1
+            counts["bytes"] += len(body)
+            return json.loads(body)
+
+        async def pages(list_path: str) -> int:
+            page = await get(f"{list_path}?page_size={MAX_PAGE_ROWS}", cfg["read_timeout"])
+            rows = len(page["results"])
+            while page["next"]:
+                link = urlsplit(page["next"])
+                path = link.path[len(prefix) :] if link.path.startswith(prefix + "/") else link.path
+                page = await get(f"{path}?{link.query}", cfg["read_timeout"])
+                rows += len(page["results"])
+            return rows
+
+        try:
+            try:
+                await get("/api/v1/health/", HEALTH_TIMEOUT)
+            except TimeoutError:
+                counts["timed_out"] += 1
+                return
+            if cfg["round"] == 1:
+                since = today - timedelta(days=BACKFILL_DAYS - 1)
+            else:  # R1 and R2 polled through the day before yesterday
+                since = today - timedelta(days=1)
+            until = today + timedelta(days=1)
+            days = await get(f"/api/v1/logins/?since={since}&until={until}", cfg["read_timeout"])
+            if cfg["round"] == 1:
+                for row in days["days"]:
+                    if not any(row[f] for f in COUNT_NAMES):
+                        continue
+                    day = row["date"]
+                    rows = await pages(f"/api/v1/sources/{day}/")  # not `+= await`: other hosts run meanwhile
+                    counts["sources"] += rows
+                    await get(f"/api/v1/logins/{day}/", cfg["read_timeout"])
+                    if row["accepted"]:
+                        rows = await pages(f"/api/v1/logins/{day}/accepted/")
+                        counts["logins"] += rows
+                    counts["days"] += 1
+            counts["ok"] += 1
+        except (TimeoutError, OSError, ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+            counts["failed"] += 1
+            counts.setdefault("errors", []).append(f"host {n}: {exc!r}"[:200])
+        finally:
+            writer.close()
+
+
+def bare_main(cfg: dict) -> None:
+    """The whole fleet with at most --concurrency hosts at a time (the poller's threads)."""
+    counts = dict.fromkeys(("ok", "timed_out", "failed", "requests", "bytes", "days", "sources", "logins"), 0)
+
+    async def run() -> None:
+        gate = asyncio.Semaphore(cfg["concurrency"])
+        await asyncio.gather(*(bare_host(cfg, n, gate, counts) for n in range(1, cfg["hosts"] + 1)))
+
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    asyncio.run(run())
+    counts["seconds"] = time.perf_counter() - t0
+    counts["cpu"] = time.process_time() - cpu0
+    counts["errors"] = counts.get("errors", [])[:5]
+    print(json.dumps(counts))
+
+
+def stats_delta(before: dict, after: dict) -> dict:
+    """What the simulator served between two /_ctl/stats reads (requests by kind)."""
+    return {k: after[k] - before[k] for k in before if k != "gen" and after[k] != before[k]}
+
+
+# --------------------------------------------------------------------------------------------
 # The benchmark (parent)
 # --------------------------------------------------------------------------------------------
 
@@ -1149,6 +1268,7 @@ def main() -> int:
     )
     ap.add_argument("--seq-silent", type=int, default=5, help="silent hosts polled in the sequential run")
     ap.add_argument("--no-sequential", action="store_true")
+    ap.add_argument("--no-bare", action="store_true", help="no bare asyncio baseline before R1 and R3")
     ap.add_argument("--seq-backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--postgres", action="store_true", help="rounds on PostgreSQL instead of SQLite")
     ap.add_argument("--both", action="store_true", help="rounds on SQLite and on PostgreSQL")
@@ -1249,8 +1369,29 @@ def main() -> int:
             for r in range(1, args.rounds + 1):
                 gen = 0 if r == 1 else 1
                 http_get(port, f"/_ctl/gen/{gen}")
+                bare = None
+                if r in (1, 3) and not args.no_bare:
+                    quiet = wait_quiet(args.wait_quiet, sim.pid)
+                    s0 = http_get(port, "/_ctl/stats")
+                    bare = child("_bare", {**cfg, "round": r, "concurrency": args.concurrency,
+                                           "connect_timeout": args.connect_timeout,
+                                           "read_timeout": args.read_timeout}, env)  # fmt: skip
+                    bare["served"] = stats_delta(s0, http_get(port, "/_ctl/stats"))
+                    print(
+                        f"[{backend}] bare baseline for R{r} (stdlib asyncio, same requests, nothing "
+                        f"stored): {bare['seconds']:.2f} s (cpu {bare['cpu']:.1f} s; {bare['ok']} hosts "
+                        f"answered, {bare['timed_out']} timed out, {bare['failed']} failed; "
+                        f"{bare['requests']:,} answers, {bare['bytes'] / 1e6:.1f} MB, {bare['days']} days, "
+                        f"{bare['sources']:,} sources, {bare['logins']:,} logins) {quiet}"
+                    )
+                    for error in bare["errors"]:
+                        print(f"    bare baseline error: {error}")
                 quiet = wait_quiet(args.wait_quiet, sim.pid)
+                s0 = http_get(port, "/_ctl/stats")
                 res = run_round(f"{backend}-R{r}", env, sim, work)
+                res["served"] = stats_delta(s0, http_get(port, "/_ctl/stats"))
+                if bare is not None:
+                    res["bare"] = bare
                 res["verify"] = child("_verify", {**cfg, "gen": gen, "failures": r, "numbers": list(range(1, args.hosts + 1))}, env)  # fmt: skip
                 rounds[f"R{r}"] = res
                 what = {1: "first poll", 2: "today grew", 3: "nothing changed"}[r]
@@ -1262,6 +1403,12 @@ def main() -> int:
                     f"-> {res['summary']} {quiet}"
                 )
                 print(f"    check: {check(res['verify'], f'{backend} R{r}', failures)}")
+                if bare is not None:
+                    same = "the same" if bare["served"] == res["served"] else "DIFFERENT"
+                    print(
+                        f"    vs bare baseline: {res['round'] / bare['seconds']:.2f}x its {bare['seconds']:.2f} s; "
+                        f"requests served: {same} (poller {res['served']}, baseline {bare['served']})"
+                    )
                 if res["stderr_lines"]:
                     print(
                         f"    poller stderr: {res['stderr_lines']} lines, {res['unexpected']} hosts 'failed "
@@ -1341,6 +1488,16 @@ def main() -> int:
                 f"{r1['round'] <= TARGET_SECONDS}), answering hosts all exact: {ok1}, silent ones down "
                 f"after R1: {marked_down} -> {'MET' if met else 'MISSED'}"
             )
+        for backend in backends:
+            for r, limit in ((1, BARE_R1_TARGET), (3, BARE_R3_TARGET)):
+                rr = report.get(backend, {}).get(f"R{r}")
+                if rr and "bare" in rr:
+                    ratio = rr["round"] / rr["bare"]["seconds"]
+                    print(
+                        f"TARGET ({backend}, vs bare baseline): R{r} {rr['round']:.2f} s / baseline "
+                        f"{rr['bare']['seconds']:.2f} s = {ratio:.2f}x (<= {limit:g}x) -> "
+                        f"{'MET' if ratio <= limit else 'MISSED'}"
+                    )
         if datetime.now(UTC).date() != today:
             failures.append("the run crossed midnight UTC: the days moved; run again")
     finally:
@@ -1371,6 +1528,7 @@ if __name__ == "__main__":
             "_verify": verify_main,
             "_seq": sequential_main,
             "_evaluate": evaluate_main,
+            "_bare": bare_main,
         }[mode](cfg)
     else:
         sys.exit(main())
