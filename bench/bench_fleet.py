@@ -699,7 +699,7 @@ def sequential_main(cfg: dict) -> None:
 # The poller's health read timeout (ALPHA_POLL_HEALTH_TIMEOUT, left at its default: poller_env()
 # removes the environment's ALPHA_*); every other request reads with --read-timeout.
 HEALTH_TIMEOUT = 3.0
-BACKFILL_DAYS = 30  # ALPHA_BACKFILL_DAYS in poller_env()
+BACKFILL_DAYS = 30  # the poller's ALPHA_BACKFILL_DAYS (poller_env) and the bare baseline's first range
 
 
 async def bare_host(cfg: dict, n: int, gate: asyncio.Semaphore, counts: dict) -> None:
@@ -879,7 +879,7 @@ def poller_env(data_dir: str, database_url: str, args) -> dict:
         ALPHA_POLL_CONCURRENCY=str(args.concurrency),
         ALPHA_POLL_CONNECT_TIMEOUT=str(args.connect_timeout),
         ALPHA_POLL_READ_TIMEOUT=str(args.read_timeout),
-        ALPHA_BACKFILL_DAYS="30",
+        ALPHA_BACKFILL_DAYS=str(BACKFILL_DAYS),
     )
     return env
 
