@@ -15,7 +15,7 @@ from django.db.models import Count, Q, Sum
 
 from collector.contract import COUNT_NAMES, TALLIED
 from inventory_app import fleet
-from inventory_app.fleet import days_between, days_in, sources_in
+from inventory_app.fleet import days_between, days_in
 from inventory_app.models import Host, HostDay
 
 # The connections chart shows this many hosts by name and sums the rest into one dataset. Its
@@ -115,14 +115,14 @@ def attackers_per_day(since: date, until: date) -> dict:
     index = {day: i for i, day in enumerate(days)}
     counts = {name: [0] * len(days) for name in ("addresses", "failing", "accepting")}
     rows = (
-        sources_in(since, until)
+        fleet.fleet_addresses_in(since, until)
         .addresses()
         .order_by()
         .values("day")
         .annotate(
-            addresses=Count("ip", distinct=True),
-            failing=Count("ip", distinct=True, filter=Q(failed_attempts__gt=0)),
-            accepting=Count("ip", distinct=True, filter=Q(accepted__gt=0)),
+            addresses=Count("pk"),
+            failing=Count("pk", filter=Q(failed_attempts__gt=0)),
+            accepting=Count("pk", filter=Q(accepted__gt=0)),
         )
     )
     for row in rows:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig, apps
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_delete
 
 
 class InventoryAppConfig(AppConfig):
@@ -12,9 +12,11 @@ class InventoryAppConfig(AppConfig):
     def ready(self) -> None:
         from collector.retention import pruning
 
+        from .models import Host, forget_deleted_host
         from .retention import prune_central
 
         pruning.connect(prune_central, dispatch_uid="inventory_app.prune_central")
+        pre_delete.connect(forget_deleted_host, sender=Host, dispatch_uid="inventory_app.forget_deleted_host")
         if apps.is_installed("django_celery_beat"):
             post_migrate.connect(create_poll_schedule, sender=self)
 

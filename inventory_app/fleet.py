@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 
 from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
-from .models import STATES, Host, HostDay, HostLogin, HostSource
+from .models import STATES, FleetAddress, Host, HostDay, HostLogin, HostSource
 
 # A source's user names as shown in a table cell: the rest are counted, not listed.
 MAX_USERS_SHOWN = 8
@@ -69,21 +69,24 @@ def days_between(since: date, until: date) -> list[date]:
     return [since + timedelta(days=i) for i in range((until - since).days + 1)]
 
 
-def distinct_addresses(sources: QuerySet[HostSource]) -> int:
-    """How many distinct addresses the source rows hold, each once however many hosts or days
-    saw it: the one definition of a fleet's distinct sources (HostSourceQuerySet.addresses says
-    what an address is). One query."""
+def fleet_addresses_in(since: date, until: date) -> QuerySet[FleetAddress]:
+    """The fleet's addresses per day (FleetAddress: one row per address and day, kept by polling)."""
+    return FleetAddress.objects.filter(day__gte=since, day__lte=until)
+
+
+def distinct_addresses(sources: QuerySet[HostSource] | QuerySet[FleetAddress]) -> int:
+    """How many distinct addresses the rows hold (a host's sources, or the fleet's addresses per
+    day), each once however many hosts or days saw it: the one definition of distinct sources
+    (the querysets' addresses() say what an address is). One query."""
     # COUNT over SELECT DISTINCT, not COUNT(DISTINCT): PostgreSQL hashes the one and sorts the
-    # other (twice to three times slower here on 250,000 rows); the (day, ip, is_address) index
-    # answers it alone.
+    # other (twice to three times slower here on 250,000 rows); the (day, ip) indexes answer it.
     return sources.addresses().values("ip").distinct().count()
 
 
 def distinct_addresses_per_day(since: date, until: date) -> dict[date, int]:
-    """distinct_addresses() of each day that has sources stored: one query."""
-    rows = (
-        sources_in(since, until).addresses().order_by().values("day").annotate(n=Count("ip", distinct=True))
-    )
+    """distinct_addresses() of each day that has sources stored: one query (the fleet's rows
+    are one per address and day already)."""
+    rows = fleet_addresses_in(since, until).addresses().order_by().values("day").annotate(n=Count("pk"))
     return {row["day"]: row["n"] for row in rows}
 
 
@@ -123,7 +126,7 @@ def day_totals(day: date) -> dict:
     totals = HostDay.objects.filter(day=day).aggregate(
         **{name: Coalesce(Sum(name), _ZERO) for name in TALLIED}, missing=Count("pk", filter=MISSING_SOURCES)
     )
-    totals["unique_sources"] = distinct_addresses(sources_in(day, day))
+    totals["unique_sources"] = fleet_addresses_in(day, day).addresses().count()
     totals["unique_sources_lower_bound"] = totals.pop("missing") > 0
     return totals
 
@@ -174,9 +177,9 @@ def range_totals(since: date, until: date, host: Host | None = None) -> dict:
     several days counts once), with distinct_sources_lower_bound when some day's sources are not
     all stored. Two queries."""
     days = days_in(since, until)
-    sources = sources_in(since, until)
+    sources = fleet_addresses_in(since, until)
     if host is not None:
-        days, sources = days.filter(host=host), sources.filter(host=host)
+        days, sources = days.filter(host=host), sources_in(since, until).filter(host=host)
     totals = days.aggregate(
         days=Count("pk"),
         missing=Count("pk", filter=MISSING_SOURCES),
@@ -226,26 +229,48 @@ def top_users(host: Host, since: date, until: date, top: int = TOP) -> list[dict
 
 
 def addresses(since: date, until: date) -> QuerySet:
-    """Source addresses over the days across the fleet, as dicts: ip, hosts, sessions,
-    failed_attempts, accepted, first_seen, last_seen and flagged (FLAGGED). Unordered: the API
-    orders by connections, the attackers page puts the flagged first."""
+    """Source addresses over the days across the fleet, as dicts: ip, sessions, failed_attempts,
+    accepted and flagged (FLAGGED), summed from the fleet's rows per address and day. Unordered:
+    the API orders by connections, the attackers page puts the flagged first. How many hosts saw
+    each over the days (a distinct count, not a sum of days) is for add_seen(), per page."""
     return (
-        sources_in(since, until)
+        fleet_addresses_in(since, until)
         .values("ip")
-        .annotate(
-            hosts=Count("host", distinct=True),
-            **{name: Sum(name) for name in ADDRESS_COUNT_NAMES},
-            first_seen=Min("first_seen"),
-            last_seen=Max("last_seen"),
-        )
+        .annotate(**{name: Sum(name) for name in ADDRESS_COUNT_NAMES})
         .annotate(flagged=FLAGGED)
     )
+
+
+def add_seen(since: date, until: date, rows: list[dict]) -> list[dict]:
+    """Give each row of a page of addresses (from addresses()) the hosts that saw it over the
+    days, and when it was first and last seen: one query for the page, read from the hosts'
+    sources of those addresses alone."""
+    seen = {
+        row["ip"]: row
+        for row in sources_in(since, until)
+        .filter(ip__in=[row["ip"] for row in rows])
+        .values("ip")
+        .annotate(
+            hosts=Count("host", distinct=True), first_seen=Min("first_seen"), last_seen=Max("last_seen")
+        )
+    }
+    for row in rows:
+        found = seen.get(row["ip"], {})
+        row.update(
+            hosts=found.get("hosts", 0), first_seen=found.get("first_seen"), last_seen=found.get("last_seen")
+        )
+    return rows
 
 
 def shared_sources(day: date, min_hosts: int) -> QuerySet:
     """The day's addresses seen on at least `min_hosts` hosts, busiest first; the address breaks
     ties, so pages neither skip nor repeat one. host_names come from add_host_names, per page."""
-    return addresses(day, day).filter(hosts__gte=min_hosts).order_by("-sessions", "ip")
+    return (
+        FleetAddress.objects.filter(day=day, hosts__gte=min_hosts)
+        .values("ip", "hosts", *ADDRESS_COUNT_NAMES)
+        .annotate(flagged=FLAGGED)
+        .order_by("-sessions", "ip")
+    )
 
 
 def add_host_names(day: date, rows: list[dict]) -> list[dict]:

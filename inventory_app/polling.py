@@ -36,6 +36,7 @@ from .models import (
     NO_SOURCE,
     OK,
     STALE,
+    FleetAddress,
     Host,
     HostDay,
     HostLogin,
@@ -173,9 +174,11 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     # Days the agent no longer reports (its database was reset) are gone here too.
     gone = [day for day in stored if day not in reported]
     if gone:
-        HostDay.objects.filter(host=host, day__in=gone).delete()
-        HostSource.objects.filter(host=host, day__in=gone).delete()
-        HostLogin.objects.filter(host=host, day__in=gone).delete()
+        with counted(host):
+            FleetAddress.objects.remove_host(host.pk, gone)
+            HostDay.objects.filter(host=host, day__in=gone).delete()
+            HostSource.objects.filter(host=host, day__in=gone).delete()
+            HostLogin.objects.filter(host=host, day__in=gone).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
 
@@ -306,12 +309,17 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict], logins: lis
     """Replace the host's day: counts, sources and logins together, so a reader never sees half
     a day."""
     rows = HostSource.objects.db_rows(host.pk, day, sources)
+    rollup = HostSource.objects.rollup_of(sources)
     login_rows = [HostLogin(host=host, day=day, **login) for login in logins]
     with counted(host):
         # update_or_create() would add a SELECT FOR UPDATE and two savepoints per day.
         counts = {**day_defaults(row), "stored_sources": len(sources)}
-        if not HostDay.objects.filter(host=host, day=day).update(**counts):
+        if HostDay.objects.filter(host=host, day=day).update(**counts):
+            before = HostSource.objects.rollup_rows(host.pk, day)
+        else:  # a new day: it has no sources here yet (they are written and deleted with it)
             HostDay.objects.create(host=host, day=day, **counts)
+            before = []
+        FleetAddress.objects.apply_day(day, before, rollup)
         HostSource.objects.replace_day(host.pk, day, rows)
         HostLogin.objects.filter(host=host, day=day).delete()
         HostLogin.objects.bulk_create(login_rows, batch_size=500)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.utils import timezone
 
 from collector.contract import COUNT_NAMES
-from inventory_app.models import OK, Host, HostDay, HostSource
+from inventory_app.models import OK, FleetAddress, Host, HostDay, HostSource
 
 DAY = date(2026, 3, 2)
 SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -29,6 +29,9 @@ def store_day(host: Host, day: date, base: int, top_users: list | None = None,
 
 def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int, day: date = DAY,
                  users: list | None = None, seen: datetime = SEEN) -> HostSource:  # fmt: skip
-    return HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
-                                     accepted=accepted, users=users or ["root"], first_seen=seen,
-                                     last_seen=seen + timedelta(minutes=5))  # fmt: skip
+    """A source of the host's day, added to the fleet's sums (FleetAddress) as polling adds it."""
+    source = HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
+                                       accepted=accepted, users=users or ["root"], first_seen=seen,
+                                       last_seen=seen + timedelta(minutes=5))  # fmt: skip
+    FleetAddress.objects.apply_day(day, [], [(ip, True, sessions, failed, accepted)])
+    return source

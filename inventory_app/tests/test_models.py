@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import unittest
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
-from inventory_app.models import normalised_url
+from django.db import connection
+from django.db.models import Count, Sum
+from django.test import TestCase, TransactionTestCase
+
+from collector.contract import COUNT_NAMES
+from inventory_app import fleet, identity, polling
+from inventory_app.models import FleetAddress, Host, HostSource, normalised_url
+from inventory_app.retention import prune_central
+
+from .stored import DAY, make_host
 
 
 class NormalisedUrlTests(unittest.TestCase):
@@ -36,3 +48,131 @@ class NormalisedUrlTests(unittest.TestCase):
             "https://proxy.example.com/agents/web2",
         ]
         self.assertEqual(len({normalised_url(url) for url in different}), len(different))
+
+
+def source(ip: str, sessions: int, failed: int = 0, accepted: int = 0, is_address: bool = True) -> dict:
+    """A source row as polling's answers.source checks it."""
+    seen = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    return {"ip": ip, "is_address": is_address, "sessions": sessions, "failed_attempts": failed,
+            "accepted": accepted, "users": ["root"], "first_seen": seen, "last_seen": seen,
+            "first_failed": seen if failed else None, "last_failed": seen if failed else None,
+            "first_accepted": seen if accepted else None}  # fmt: skip
+
+
+def day_row(sources: list[dict]) -> dict:
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    counts.update(sessions=sum(s["sessions"] for s in sources), unique_sources=len(sources))
+    return {**counts, "top_users": []}
+
+
+def store(host: Host, day: date, sources: list[dict]) -> None:
+    polling.store_day(host, day, day_row(sources), sources)
+
+
+class FleetAddressMixin:
+    """What every FleetAddress test checks: the fleet's rows are exactly the sums of the hosts'
+    sources, recomputed here the slow way."""
+
+    def assertRollupExact(self) -> dict:
+        expected = {}
+        for row in HostSource.objects.values("day", "ip").annotate(
+            hosts=Count("pk"), s=Sum("sessions"), f=Sum("failed_attempts"), a=Sum("accepted")
+        ):
+            expected[(row["day"], row["ip"])] = (row["hosts"], row["s"], row["f"], row["a"])
+        stored = {
+            (row.day, row.ip): (row.hosts, row.sessions, row.failed_attempts, row.accepted)
+            for row in FleetAddress.objects.all()
+        }
+        self.assertEqual(stored, expected)
+        return stored
+
+
+class FleetAddressTests(FleetAddressMixin, TestCase):
+    def setUp(self):
+        self.web1, self.web2, self.db1 = (make_host(name) for name in ("web1", "web2", "db1"))
+
+    def test_it_sums_each_address_over_the_hosts_that_saw_it(self):
+        store(self.web1, DAY, [source("203.0.113.1", 5, 20), source("192.0.2.10", 1, 0, 1)])
+        store(self.web2, DAY, [source("203.0.113.1", 2, 3, 1)])
+        store(self.db1, DAY + timedelta(days=1), [source("203.0.113.1", 7, 7)])
+        stored = self.assertRollupExact()
+        self.assertEqual(stored[(DAY, "203.0.113.1")], (2, 7, 23, 1))
+        self.assertEqual(stored[(DAY + timedelta(days=1), "203.0.113.1")], (1, 7, 7, 0))
+        self.assertEqual(
+            fleet.distinct_addresses_per_day(DAY, DAY + timedelta(days=1)),
+            {DAY: 2, DAY + timedelta(days=1): 1},
+        )
+
+    def test_it_stays_exact_when_a_day_is_replaced(self):
+        store(self.web1, DAY, [source("203.0.113.1", 5, 20), source("198.51.100.7", 1, 1)])
+        store(self.web2, DAY, [source("203.0.113.1", 2, 3), source("198.51.100.7", 4, 4)])
+        # web1's day grew: one address more busy, one gone (its agent's database was reset and
+        # counted again), one new.
+        store(self.web1, DAY, [source("203.0.113.1", 9, 30, 1), source("192.0.2.99", 1)])
+        stored = self.assertRollupExact()
+        self.assertEqual(stored[(DAY, "203.0.113.1")], (2, 11, 33, 1))
+        self.assertEqual(stored[(DAY, "198.51.100.7")], (1, 4, 4, 0))
+        # The last host to see an address forgets it: the fleet's row goes.
+        store(self.web2, DAY, [source("203.0.113.1", 2, 3)])
+        self.assertNotIn((DAY, "198.51.100.7"), self.assertRollupExact())
+        # The same day again changes nothing.
+        store(self.web2, DAY, [source("203.0.113.1", 2, 3)])
+        self.assertRollupExact()
+        self.assertEqual(fleet.day_totals(DAY)["unique_sources"], 2)
+
+    def test_it_counts_a_name_as_a_source_but_not_as_an_address(self):
+        store(self.web1, DAY, [source("UNKNOWN", 3, 3, is_address=False), source("203.0.113.1", 1, 1)])
+        store(self.web2, DAY, [source("UNKNOWN", 1, 1, is_address=False)])
+        self.assertEqual(self.assertRollupExact()[(DAY, "UNKNOWN")], (2, 4, 4, 0))
+        self.assertEqual(fleet.day_totals(DAY)["unique_sources"], 1)
+
+    def test_it_forgets_what_a_deleted_host_saw(self):
+        for host in (self.web1, self.web2, self.db1):
+            store(host, DAY, [source("203.0.113.1", 5, 20), source(f"192.0.2.{host.pk}", 1)])
+            store(host, DAY + timedelta(days=1), [source("203.0.113.1", 1, 1)])
+        self.web1.delete()
+        self.assertEqual(self.assertRollupExact()[(DAY, "203.0.113.1")], (2, 10, 40, 0))
+        Host.objects.filter(pk__in=[self.web2.pk, self.db1.pk]).delete()  # the admin's bulk delete
+        self.assertEqual(self.assertRollupExact(), {})
+
+    def test_it_forgets_what_a_duplicate_stored(self):
+        store(self.web1, DAY, [source("203.0.113.1", 5, 20)])
+        store(self.web2, DAY, [source("203.0.113.1", 2, 2), source("198.51.100.7", 1)])
+        identity.demote(self.web2.pk, self.web1, "the same agent")
+        self.assertEqual(self.assertRollupExact(), {(DAY, "203.0.113.1"): (1, 5, 20, 0)})
+
+    def test_it_forgets_the_days_a_host_no_longer_reports_and_those_retention_prunes(self):
+        later = DAY + timedelta(days=30)
+        for day in (DAY, later):
+            store(self.web1, day, [source("203.0.113.1", 5, 20)])
+            store(self.web2, day, [source("203.0.113.1", 2, 2)])
+        FleetAddress.objects.remove_host(self.web2.pk, [later])
+        HostSource.objects.filter(host=self.web2, day=later).delete()
+        self.assertEqual(self.assertRollupExact()[(later, "203.0.113.1")], (1, 5, 20, 0))
+        prune_central(sender=None, before=DAY + timedelta(days=1))
+        self.assertEqual(self.assertRollupExact(), {(later, "203.0.113.1"): (1, 5, 20, 0)})
+
+
+class FleetAddressConcurrencyTests(FleetAddressMixin, TransactionTestCase):
+    """Polling threads store hosts of the same day at once, each in its own transaction: sums
+    stay exact and overlapping addresses (locked in one order) never deadlock."""
+
+    def test_it_stays_exact_with_many_writers_at_once(self):
+        hosts = [make_host(f"web{n}") for n in range(8)]
+        shared = [f"203.0.113.{n}" for n in range(60)]
+
+        def poll(host: Host) -> None:
+            try:
+                for round_ in range(3):  # each round replaces the day, grown
+                    rng = random.Random(host.pk * 10 + round_)
+                    ips = rng.sample(shared, 40) + [f"10.{host.pk}.0.{n}" for n in range(5)]
+                    store(
+                        host, DAY, [source(ip, 1 + round_ + rng.randrange(3), rng.randrange(5)) for ip in ips]
+                    )
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            list(pool.map(poll, hosts))
+        stored = self.assertRollupExact()
+        self.assertEqual(sum(row[0] for row in stored.values()), 8 * 45)
