@@ -30,6 +30,7 @@ Per backend, in a child process of its own (Django is set up once per process):
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import json
 import os
@@ -87,6 +88,7 @@ def address(rank: int) -> str:
 def seed(args, today: date) -> dict:
     """Writes the fleet and returns what the checks compare against: per-day sessions,
     accepted and failed attempts summed over hosts, and each day's distinct addresses."""
+    from django.apps import apps as django_apps
     from django.db import connection, transaction
 
     from inventory_app.models import Host, HostDay, HostSource
@@ -173,6 +175,11 @@ def seed(args, today: date) -> dict:
             if n % (len(order) // 10) == 0:
                 print(f"  seeded {n:,} host days ({n_sources:,} sources) in {time.perf_counter() - started:.0f} s",
                       flush=True)  # fmt: skip
+    # The fleet's sums per address and day, which polling keeps as it writes each host's day:
+    # built here as the migration that introduced them builds them from stored sources.
+    build = importlib.import_module("inventory_app.migrations.0007_fleet_address").build_from_sources
+    with connection.schema_editor() as schema_editor:
+        build(django_apps, schema_editor)
     if connection.vendor == "postgresql":
         # What autovacuum does after a bulk insert (PostgreSQL 13+): statistics, and the
         # visibility map that lets COUNT(DISTINCT ip) read the (day, ip) index alone.
@@ -281,8 +288,40 @@ def child(args) -> int:
         failures.append("outcomes chart: accepted per day differs")
     if outcomes["Failed attempts"] != [truth[d]["failed_attempts"] for d in window]:
         failures.append("outcomes chart: failed attempts per day differs")
+    chart = {d["label"]: d["data"] for d in client.get("/dashboard/data/attackers/").json()["datasets"]}
+    if chart["Addresses"] != [len(truth[d]["ips"]) for d in window]:
+        failures.append("attackers chart: distinct addresses per day differ from the seeded ones")
+    failures += check_attackers(client, since90, today)
     print("RESULT " + json.dumps({"vendor": connection.vendor, "results": results, "failures": failures}))
     return 0
+
+
+def check_attackers(client, since: date, until: date) -> list[str]:
+    """The attackers page over the range (read from the fleet's rows per address and day)
+    against the same ranking computed the slow way, from every host's sources."""
+    from django.db.models import Count, Max, Min, Q, Sum
+
+    from dashboard.views import ATTACKERS_PER_PAGE
+    from inventory_app.models import HostSource
+
+    slow = list(
+        HostSource.objects.filter(day__gte=since, day__lte=until)
+        .values("ip")
+        .annotate(hosts=Count("host", distinct=True), sessions=Sum("sessions"), failed_attempts=Sum("failed_attempts"),
+                  accepted=Sum("accepted"), first_seen=Min("first_seen"), last_seen=Max("last_seen"))
+        .annotate(flagged=Q(accepted__gt=0, failed_attempts__gt=0))
+        .order_by("-flagged", "-failed_attempts", "ip")[:ATTACKERS_PER_PAGE]
+    )  # fmt: skip
+    fields = ("ip", "hosts", "sessions", "failed_attempts", "accepted", "first_seen", "last_seen", "flagged")
+    shown = [
+        {f: row[f] for f in fields}
+        for row in client.get(f"/attackers/?since={since}&until={until}").context["rows"]
+    ]
+    expected = [{f: row[f] for f in fields} for row in slow]
+    if shown != expected or not shown:
+        wrong = next((a, b) for a, b in itertools.zip_longest(shown, expected) if a != b)
+        return [f"attackers page: its rows differ from the ranking over every host's sources, first {wrong}"]
+    return []
 
 
 # --------------------------------------------------------------------------------------------
