@@ -15,7 +15,8 @@ SOURCE_KINDS = [(FILE, "file"), (JOURNAL, "journal")]
 
 
 class AgentState(models.Model):
-    """One row: the open connections (sessions.Tracker state), saved with every batch.
+    """One row: the connection tracker's state but its open connections (sessions.Tracker.state;
+    the connections are OpenConnection rows), saved with every batch.
 
     `generation` goes up with every commit; a writer that finds it moved since it loaded the
     state knows another agent wrote in between and stops instead of double counting."""
@@ -33,6 +34,43 @@ class AgentState(models.Model):
     followed = models.JSONField(default=list)
 
     HEARTBEAT = 60
+
+
+class OpenConnectionQuerySet(models.QuerySet):
+    def as_tracker_state(self) -> dict[str, list]:
+        """Every open connection as sessions.Tracker takes them: key -> its state."""
+        return dict(self.values_list("key", "state"))
+
+    def save_changes(self, changed: dict[str, list], removed: set[str]) -> None:
+        """Write what Tracker.take_changes() returned. The caller holds the write lock."""
+        keys = sorted(removed)
+        for start in range(0, len(keys), BATCH):
+            self.filter(key__in=keys[start : start + BATCH]).delete()
+        self.bulk_create(
+            [OpenConnection(key=key, state=state) for key, state in changed.items()],
+            batch_size=BATCH,
+            update_conflicts=True,
+            unique_fields=["key"],
+            update_fields=["state"],
+        )
+
+
+# Rows per query when writing open connections: well under SQLite's variable limit.
+BATCH = 500
+
+
+class OpenConnection(models.Model):
+    """One process the connection tracker remembers (sessions.Conn), a row each so that a commit
+    writes only the connections its batch changed. Saved in the same transaction as the counts
+    and read positions; all read back when the agent starts."""
+
+    key = models.TextField(unique=True)  # boot|host|pid, as sessions.Tracker keys it
+    state = models.JSONField()  # sessions.Conn.to_list()
+
+    objects = OpenConnectionQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class LogSource(models.Model):

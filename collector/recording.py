@@ -17,6 +17,7 @@ from .models import (
     DailySource,
     DailyUser,
     LogSource,
+    OpenConnection,
     UnknownSample,
 )
 from .sessions import SESSIONS, Tally, Tracker
@@ -39,7 +40,7 @@ class Recorder:
     def __init__(self) -> None:
         state, _ = AgentState.objects.get_or_create(pk=1)
         self.generation = state.generation
-        self.tracker = Tracker(state.tracker)
+        self.tracker = Tracker(state.tracker, OpenConnection.objects.as_tracker_state())
         self.last_heartbeat = 0.0
         # What this process added, for watch_authlog --once's summary.
         self.connections_added = 0
@@ -47,6 +48,7 @@ class Recorder:
 
     def commit(self, sources: list[LogSource]) -> Tally:
         tally = self.tracker.take_tally()
+        changed, removed = self.tracker.take_changes()
         now = timezone.now()
         with transaction.atomic():
             state = AgentState.objects.select_for_update().get(pk=1)
@@ -64,6 +66,7 @@ class Recorder:
                         source.last_event_at = event_at
                 source.save()
             add_tally(tally, sources[0] if sources else None)
+            OpenConnection.objects.save_changes(changed, removed)
             state.tracker = self.tracker.state()
             state.generation += 1
             state.updated_at = state.heartbeat_at = now

@@ -2,7 +2,8 @@
 
 A connection is one per-connection sshd process (host, PID). It counts once, on the day of its
 first line, however its lines are split across days, reads or restarts, because the open
-connections are part of the state the agent saves with its read position (`Tracker.state`).
+connections are part of the state the agent saves with its read position (`Tracker.state`, and
+`Tracker.take_changes` for the connections that changed).
 
 Counts are kept as deltas: each event changes a connection, and the day, source and user totals
 move by the difference between the connection's contribution before and after. Summing the
@@ -198,20 +199,25 @@ class Tally:
 class Tracker:
     """Feeds events into connections and tallies what they change."""
 
-    def __init__(self, state: dict | None = None):
+    def __init__(self, state: dict | None = None, conns: dict[str, list] | None = None):
         state = state or {}
-        self.conns: dict[str, Conn] = {k: Conn.from_list(v) for k, v in state.get("conns", {}).items()}
+        self.conns: dict[str, Conn] = {k: Conn.from_list(v) for k, v in (conns or {}).items()}
         self.newest: float = state.get("newest", 0.0)
         self.next_evict: float = state.get("next_evict", 0.0)
         # Old syslogd writes "last message repeated" with an empty host: it is the last host.
         self.last_host: str = state.get("last_host", "")
         self.tally = Tally()
         self._ts_cache: dict[datetime, tuple[float, str]] = {}
+        # Keys of connections changed, and of connections forgotten, since the last
+        # take_changes(): a commit writes only these, so its cost follows the lines of the batch,
+        # not the number of open connections.
+        self._changed: set[str] = set()
+        self._removed: set[str] = set()
 
     def state(self) -> dict:
-        """JSON-ready state, saved with the read position so a restart resumes exactly."""
+        """The JSON-ready state besides the connections (take_changes), saved with the read
+        position so a restart resumes exactly."""
         return {
-            "conns": {k: c.to_list() for k, c in self.conns.items()},
             "newest": self.newest,
             "next_evict": self.next_evict,
             "last_host": self.last_host,
@@ -221,13 +227,27 @@ class Tracker:
         tally, self.tally = self.tally, Tally()
         return tally
 
+    def take_changes(self) -> tuple[dict[str, list], set[str]]:
+        """The connections changed since the last call (key -> JSON-ready state) and the keys of
+        those forgotten since. A key forgotten and then opened again is only changed."""
+        conns = self.conns
+        changed = {key: conns[key].to_list() for key in self._changed}
+        removed = self._removed - self._changed
+        self._changed, self._removed = set(), set()
+        return changed, removed
+
+    def _forget(self, key: str) -> Conn:
+        self._changed.discard(key)
+        self._removed.add(key)
+        return self.conns.pop(key)
+
     def evict(self) -> None:
         # Called from feed() at points fixed by the events themselves, never by how the log was
         # split into reads, so that any split gives the same counts.
         horizon = self.newest - IDLE_SECONDS
         stale = [key for key, conn in self.conns.items() if conn.last < horizon]
         for key in stale:
-            conn = self.conns.pop(key)
+            conn = self._forget(key)
             if conn.name is not None and conn.ip is None:
                 self._name_source(conn)
 
@@ -270,7 +290,7 @@ class Tracker:
         if conn is not None and abs(ts - conn.last) > IDLE_SECONDS:
             # Too far apart in time to be the same process (PID reuse, or a backfill of an
             # older file): forget the old one.
-            del self.conns[key]
+            self._forget(key)
             if conn.name is not None and conn.ip is None:
                 self._name_source(conn)
             conn = None
@@ -334,13 +354,16 @@ class Tracker:
                 conn = self._open(key, day, ts)
             elif phase in (POST, LISTENER):
                 conn = self.conns[key] = Conn(day, ts, "post" if phase == POST else "listener")
+                self._changed.add(key)
                 return ev
             else:
                 return ev
         elif phase == OPEN and ((conn.ended is not False and conn.role == "conn") or conn.role == "post"):
             # This PID starts authenticating again after its connection ended: a new one.
             conn = self._open(key, day, ts)
+        # Every change to a connection below follows this line.
         conn.last = ts
+        self._changed.add(key)
         if conn.role != "conn":
             return ev
 

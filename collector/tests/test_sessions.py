@@ -148,20 +148,83 @@ def test_it_keeps_attacker_text_out_of_the_source_address():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=400), max_size=8))
 def test_it_gives_the_same_counts_for_any_split_and_restart(cuts):
-    # The agent saves the tracker state with each batch; a restart loads it back (as JSON).
+    # The agent saves the tracker state and the connections each batch changed or forgot; a
+    # restart loads them back (as JSON).
     lines = sample_log(START)
     expected = count(lines)
     all_events = list(events(lines))
     bounds = [0, *sorted(c % (len(all_events) + 1) for c in cuts), len(all_events)]
     tallies = []
-    state = None
+    state, rows = None, {}
     for lo, hi in zip(bounds, bounds[1:]):
-        tracker = Tracker(json.loads(json.dumps(state)) if state is not None else None)
+        tracker = Tracker(state, rows)
         for event in all_events[lo:hi]:
             tracker.feed(event)
         tallies.append(tracker.take_tally())
-        state = tracker.state()
+        state, rows = saved(tracker, rows)
     assert merged(tallies) == expected
+
+
+def saved(tracker: Tracker, rows: dict) -> tuple[dict, dict]:
+    """What the agent's database holds after a commit, as JSON: the state and a row per
+    connection, only the changed and forgotten ones written."""
+    changed, removed = tracker.take_changes()
+    rows = {key: row for key, row in rows.items() if key not in removed}
+    rows.update(json.loads(json.dumps(changed)))
+    return json.loads(json.dumps(tracker.state())), rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=400), max_size=8))
+def test_it_keeps_the_rows_equal_to_the_open_connections_for_any_split(cuts):
+    # Writing only the changes must leave the same rows as writing every connection each time.
+    all_events = list(events(sample_log(START) + sample_log(START + timedelta(minutes=30))))
+    bounds = [0, *sorted(c % (len(all_events) + 1) for c in cuts), len(all_events)]
+    tracker = Tracker()
+    rows: dict = {}
+    for lo, hi in zip(bounds, bounds[1:]):
+        for event in all_events[lo:hi]:
+            tracker.feed(event)
+        _, rows = saved(tracker, rows)
+        assert rows == json.loads(json.dumps({key: conn.to_list() for key, conn in tracker.conns.items()}))
+
+
+def test_it_reports_only_the_connections_a_batch_changed():
+    tracker = Tracker()
+    for event in events(guesses(40)):
+        tracker.feed(event)
+    changed, removed = tracker.take_changes()
+    assert len(changed) == 40 and not removed
+    # A line of one connection changes that one; nothing else is written again.
+    for event in events(
+        [syslog(START, 5003, "Failed password for invalid user admin from 192.0.2.3 port 3 ssh2")]
+    ):
+        tracker.feed(event)
+    changed, removed = tracker.take_changes()
+    assert list(changed) == ["|web1|5003"] and not removed
+    assert tracker.take_changes() == ({}, set())
+
+
+def test_it_reports_the_connections_it_forgot():
+    tracker = Tracker()
+    for event in events(guesses(3)):
+        tracker.feed(event)
+    tracker.take_changes()
+    # Eleven minutes later the three are idle past IDLE_SECONDS: a new line evicts them.
+    later = START + timedelta(minutes=11)
+    for event in events([syslog(later, 6000, "Invalid user x from 192.0.2.99 port 9")]):
+        tracker.feed(event)
+    changed, removed = tracker.take_changes()
+    assert list(changed) == ["|web1|6000"]
+    assert removed == {"|web1|5000", "|web1|5001", "|web1|5002"}
+
+
+def guesses(connections: int) -> list[str]:
+    """Connections opened in one second, PIDs from 5000, still open."""
+    return [
+        syslog(START, 5000 + n, f"Invalid user admin from 192.0.2.{n % 250} port {n}")
+        for n in range(connections)
+    ]
 
 
 def test_it_ignores_a_burst_syslog_delivered_again_after_the_end():

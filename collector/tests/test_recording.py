@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import TestCase, TransactionTestCase
+from django.test.utils import CaptureQueriesContext
+
+from collector.models import AgentState, DailyCount, LogSource, OpenConnection
+from collector.parsing import Parser
+from collector.recording import Recorder
+
+from .logs import syslog
+
+START = datetime(2026, 3, 2, 21, 0)
+
+
+def feed(recorder: Recorder, lines: list[str]) -> None:
+    parser = Parser(UTC, now=datetime(2026, 6, 30, tzinfo=UTC))
+    for line in lines:
+        recorder.tracker.feed(parser.parse_line(line))
+
+
+def guesses(connections: int, at: datetime = START, first_pid: int = 5000) -> list[str]:
+    """Connections opened in one second, still open."""
+    return [
+        syslog(at, first_pid + n, f"Invalid user admin from 192.0.2.{n % 250} port {n}")
+        for n in range(connections)
+    ]
+
+
+def failure(pid: int, at: datetime = START) -> str:
+    return syslog(
+        at, pid, f"Failed password for invalid user admin from 192.0.2.{(pid - 5000) % 250} port 1 ssh2"
+    )
+
+
+class RecorderTests(TestCase):
+    def setUp(self):
+        self.source = LogSource.objects.create(path="auth.log", fingerprint="")
+
+    def test_it_keeps_open_connections_across_a_restart(self):
+        first = Recorder()
+        feed(first, guesses(3))
+        first.commit([self.source])
+        self.assertEqual(OpenConnection.objects.count(), 3)
+        # Only the tracker-wide state is left in the blob.
+        self.assertNotIn("conns", AgentState.objects.get().tracker)
+
+        # A restarted agent knows the three: their next lines are no new connections.
+        second = Recorder()
+        self.assertEqual(set(second.tracker.conns), set(first.tracker.conns))
+        feed(second, [failure(5000, START + timedelta(seconds=2))])
+        second.commit([self.source])
+        day = DailyCount.objects.get()
+        self.assertEqual((day.sessions, day.failed_attempts, day.failed_sessions), (3, 1, 1))
+        self.assertEqual(OpenConnection.objects.get(key="|web1|5000").state[4], 1)  # Conn.failed
+
+    def test_it_deletes_the_rows_of_connections_it_forgot(self):
+        recorder = Recorder()
+        end = START + timedelta(seconds=1)
+        feed(
+            recorder,
+            [
+                *guesses(2),
+                syslog(end, 5000, "Connection closed by invalid user admin 192.0.2.0 port 0 [preauth]"),
+            ],
+        )
+        recorder.commit([self.source])
+        # An ended connection is kept a while (copies syslog delivers again are not new ones).
+        self.assertEqual(OpenConnection.objects.count(), 2)
+
+        # Idle past IDLE_SECONDS, both are forgotten when a later line comes.
+        feed(recorder, guesses(1, START + timedelta(minutes=11), first_pid=7000))
+        recorder.commit([self.source])
+        self.assertEqual(list(OpenConnection.objects.values_list("key", flat=True)), ["|web1|7000"])
+        self.assertEqual(set(Recorder().tracker.conns), {"|web1|7000"})
+
+    def test_it_writes_only_the_changed_connections(self):
+        def one_change(open_connections: int) -> list[str]:
+            OpenConnection.objects.all().delete()
+            recorder = Recorder()
+            feed(recorder, guesses(open_connections))
+            recorder.commit([self.source])
+            feed(recorder, [failure(5001)])
+            with CaptureQueriesContext(connection) as queries:
+                recorder.commit([self.source])
+            return [q["sql"] for q in queries.captured_queries]
+
+        few, many = one_change(40), one_change(2000)
+        # As many queries with 2,000 open as with 40, and one connection written.
+        self.assertEqual(len(few), len(many))
+        written = [sql for sql in many if "collector_openconnection" in sql]
+        self.assertEqual(len(written), 1)
+        self.assertIn("|web1|5001", written[0])
+        self.assertNotIn("|web1|5002", written[0])
+
+
+class MigrationTests(TransactionTestCase):
+    before = [("collector", "0005_accepted_logins")]
+    after = [("collector", "0006_open_connections")]
+
+    def tearDown(self):
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("collector"))
+
+    def migrate(self, target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(target)
+        return executor.loader.project_state(target).apps
+
+    def test_it_moves_the_open_connections_out_of_the_blob_and_back(self):
+        apps = self.migrate(self.before)
+        conn = [
+            "2026-03-02",
+            1772485200.0,
+            "192.0.2.1",
+            ["admin"],
+            1,
+            False,
+            True,
+            False,
+            "conn",
+            None,
+            None,
+            None,
+        ]
+        old = [
+            "2026-03-02",
+            1772485201.0,
+            None,
+            [],
+            0,
+            False,
+            False,
+            True,
+            "post",
+            None,
+        ]  # ten fields, ended True
+        blob = {"conns": {"|web1|5000": conn, "|web1|5001": old}, "newest": 1772485201.0,
+                "next_evict": 1772485800.0, "last_host": "web1"}  # fmt: skip
+        apps.get_model("collector", "AgentState").objects.create(pk=1, tracker=blob)
+
+        self.migrate(self.after)
+        # Each connection is a row, as saved; the rest of the blob stays.
+        self.assertEqual(OpenConnection.objects.as_tracker_state(), blob["conns"])
+        self.assertEqual(AgentState.objects.get().tracker, {k: v for k, v in blob.items() if k != "conns"})
+        # The agent starts from the rows as it would have from the blob.
+        tracker = Recorder().tracker
+        self.assertEqual(tracker.conns["|web1|5000"].to_list(), conn)
+        self.assertEqual(tracker.conns["|web1|5001"].ended, 1772485201.0)
+        self.assertEqual(tracker.last_host, "web1")
+
+        # Migrating back rebuilds the blob.
+        apps = self.migrate(self.before)
+        self.assertEqual(apps.get_model("collector", "AgentState").objects.get().tracker, blob)
