@@ -225,6 +225,8 @@ def child(args) -> int:
     from django.test.utils import setup_test_environment
     from django.utils import timezone
 
+    from dashboard.views import HOSTS_PER_PAGE
+
     call_command("migrate", verbosity=0)
     today = timezone.localdate()
     truth = seed(args, today)
@@ -277,8 +279,9 @@ def child(args) -> int:
     distinct = len(set().union(*(truth[d]["ips"] for d in window)))
     if totals["distinct_sources"] != distinct:
         failures.append(f"overview distinct sources: {totals['distinct_sources']} != {distinct}")
-    if len(page.context["hosts"]) != args.hosts:
-        failures.append(f"host table: {len(page.context['hosts'])} rows, not {args.hosts}")
+    shown, paged = len(page.context["hosts"]), page.context["page_obj"].paginator.count
+    if (shown, paged) != (min(args.hosts, HOSTS_PER_PAGE), args.hosts):
+        failures.append(f"host table: {shown} rows of {paged} hosts, not a page of {args.hosts}")
     stacked = client.get("/dashboard/data/connections/").json()
     per_day = [sum(d["data"][i] for d in stacked["datasets"]) for i in range(len(stacked["labels"]))]
     if per_day != [truth[d]["sessions"] for d in window] or stacked["labels"][0] != since14.isoformat():

@@ -276,8 +276,7 @@ def attackers(request: HttpRequest) -> HttpResponse:
             offset : offset + ATTACKERS_PER_PAGE + 1
         ]
     )
-    shown = fleet.add_seen(since, until, rows[:ATTACKERS_PER_PAGE])
-    rows = fleet.add_user_names(since, until, shown) + rows[ATTACKERS_PER_PAGE:]
+    rows = fleet.add_seen(since, until, rows[:ATTACKERS_PER_PAGE]) + rows[ATTACKERS_PER_PAGE:]
     data = query_string(since=since, until=until)
     context = range_context(
         since,

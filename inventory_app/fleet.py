@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 
 from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
+from . import rollup
 from .models import STATES, FleetAddress, Host, HostDay, HostLogin, HostSource
 
 # A source's user names as shown in a table cell: the rest are counted, not listed.
@@ -243,21 +244,28 @@ def addresses(since: date, until: date) -> QuerySet:
 
 def add_seen(since: date, until: date, rows: list[dict]) -> list[dict]:
     """Give each row of a page of addresses (from addresses()) the hosts that saw it over the
-    days, and when it was first and last seen: one query for the page, read from the hosts'
-    sources of those addresses alone."""
-    seen = {
-        row["ip"]: row
-        for row in sources_in(since, until)
-        .filter(ip__in=[row["ip"] for row in rows])
-        .values("ip")
-        .annotate(
-            hosts=Count("host", distinct=True), first_seen=Min("first_seen"), last_seen=Max("last_seen")
-        )
-    }
+    days (each once), when it was first and last seen, and the user names it tried (sorted, at
+    most MAX_USERS_SHOWN, and how many more): one query for the page, the fleet's rows of those
+    addresses (one a day each, whatever the number of hosts)."""
+    seen: dict[str, dict] = {row["ip"]: {"bits": [], "users": set(), "first": [], "last": []} for row in rows}
+    days = fleet_addresses_in(since, until).filter(ip__in=list(seen))
+    for ip, host_bits, users, first, last in days.values_list(
+        "ip", "host_bits", "users", "first_seen", "last_seen"
+    ):
+        found = seen[ip]
+        found["bits"].append(host_bits)
+        found["users"].update(users or ())
+        found["first"] += [first] if first else []
+        found["last"] += [last] if last else []
     for row in rows:
-        found = seen.get(row["ip"], {})
+        found = seen[row["ip"]]
+        names = sorted(found["users"])
         row.update(
-            hosts=found.get("hosts", 0), first_seen=found.get("first_seen"), last_seen=found.get("last_seen")
+            hosts=rollup.hosts_in(found["bits"]),
+            first_seen=min(found["first"], default=None),
+            last_seen=max(found["last"], default=None),
+            users=names[:MAX_USERS_SHOWN],
+            more_users=len(names) - min(len(names), MAX_USERS_SHOWN),
         )
     return rows
 

@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .fetching import PollError
-from .models import DUPLICATE, FleetAddress, Host, HostDay, HostLogin, HostSource, normalised_url
+from .models import DUPLICATE, FleetAddress, Host, HostDay, HostLogin, normalised_url
 
 
 class Duplicate(PollError):
@@ -113,8 +113,7 @@ def demote(pk: int, first: Host, reason: str) -> None:
         polled_through=None,
     )
     HostDay.objects.filter(host_id=pk).delete()
-    FleetAddress.objects.remove_host(pk)
-    HostSource.objects.filter(host_id=pk).delete()
+    FleetAddress.objects.remove_host(pk)  # and its sources
     HostLogin.objects.filter(host_id=pk).delete()
 
 

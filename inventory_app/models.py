@@ -15,6 +15,11 @@ from django.utils import timezone
 from collector.contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH
 from collector.models import AddressCounts, CountsQuerySet, DayCounts
 
+from . import rollup
+
+# Rows per query when reading by address: well under SQLite's variable limit.
+KEY_CHUNK = 500
+
 # A host's state after its last poll: ok; stale when its agent answered but is not following its
 # logs (the counts are getting old); down when the poll failed (unreachable, timed out, refused,
 # or an answer that failed validation: last_error says which).
@@ -201,16 +206,25 @@ class HostSourceQuerySet(CountsQuerySet):
             for s in sources
         ]
 
-    # What FleetAddressQuerySet.apply_day() adds up, in this order.
-    ROLLUP = ("ip", "is_address", "sessions", "failed_attempts", "accepted")
+    # What the fleet's rows (FleetAddressQuerySet.change) follow, in rollup.py's order.
+    ROLLUP = (
+        "ip",
+        "is_address",
+        "sessions",
+        "failed_attempts",
+        "accepted",
+        "users",
+        "first_seen",
+        "last_seen",
+    )
 
-    def rollup_rows(self, host_id: int, day: date) -> list[tuple]:
-        """The host's stored sources of the day as FleetAddressQuerySet.apply_day() takes them."""
-        return list(self.filter(host_id=host_id, day=day).values_list(*self.ROLLUP))
+    def rollup_rows(self, host_id: int, day: date) -> dict[str, tuple]:
+        """The host's stored sources of the day as FleetAddressQuerySet.change() takes them, by address."""
+        return {row[0]: row for row in self.filter(host_id=host_id, day=day).values_list(*self.ROLLUP)}
 
-    def rollup_of(self, sources: list[dict]) -> list[tuple]:
-        """Checked source rows (polling's answers.source) as apply_day() takes them."""
-        return [tuple(source[name] for name in self.ROLLUP) for source in sources]
+    def rollup_of(self, sources: list[dict]) -> dict[str, tuple]:
+        """Checked source rows (polling's answers.source) as change() takes them, by address."""
+        return {source["ip"]: tuple(source[name] for name in self.ROLLUP) for source in sources}
 
     def replace_day(self, host_id: int, day: date, rows: list[tuple]) -> None:
         """Replace one host's sources of one day by `rows` (from db_rows), inside the caller's
@@ -264,13 +278,13 @@ class FleetAddressQuerySet(models.QuerySet):
     """The fleet's addresses per day, kept by polling in the transaction that writes a host's
     sources (HostSource), so that fleet views read one row per address and day instead of one
     per host, address and day (about a third as many rows at 1,000 hosts: the same botnets hit
-    every host).
+    every host), and a page of addresses reads its hosts, users and times from those rows too.
 
-    Every column is a sum over the day's HostSource rows of that address (hosts counts them), so
-    the table is kept by adding each change as a difference: exact whatever order hosts are
-    written in and however many write at once (each upsert adds to the row under its lock). Rows
-    are written in address order, so that concurrent writers lock them in one order and never
-    deadlock. A row whose hosts fall to zero is deleted."""
+    The counts are sums kept by differences, added under the row's lock by one upsert per host's
+    day in (day, address) order, so concurrent writers lock rows in one order and never
+    deadlock; the rest follows the host's change as rollup.changed() says, read and written
+    while the rows are locked. Exact whatever order hosts are written in; a row whose hosts fall
+    to zero is deleted."""
 
     SUMS = ("hosts", "sessions", "failed_attempts", "accepted")
 
@@ -279,83 +293,118 @@ class FleetAddressQuerySet(models.QuerySet):
         has sessions when some host's row of it has them."""
         return self.filter(is_address=True, sessions__gt=0)
 
-    def _upsert_sql(self, select: str) -> str:
-        quote = connections[self.db].ops.quote_name
-        table = quote(self.model._meta.db_table)
-        columns = ", ".join(quote(c) for c in ("day", "ip", "is_address", *self.SUMS))
-        added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in self.SUMS)
-        return (
-            f"INSERT INTO {table} ({columns}) {select} "
-            f"ON CONFLICT ({quote('day')}, {quote('ip')}) DO UPDATE SET "
-            f"{quote('is_address')} = excluded.{quote('is_address')}, {added}"
-        )
-
-    def apply_day(self, day: date, old: list[tuple], new: list[tuple]) -> None:
-        """Turn one host's day of sources from `old` into `new` (both from
-        HostSourceQuerySet.rollup_rows: ip, is_address, sessions, failed, accepted), inside the
-        caller's transaction."""
-        before = {row[0]: row for row in old}
-        deltas = []
-        for ip, is_address, *counts in new:
-            was = before.pop(ip, None)
-            if was is None:
-                deltas.append((ip, is_address, 1, *counts))
-            elif tuple(counts) != was[2:]:
-                deltas.append((ip, is_address, 0, *(a - b for a, b in zip(counts, was[2:]))))
-        deltas += [(ip, is_address, -1, *(-n for n in counts)) for ip, is_address, *counts in before.values()]
-        if not deltas:
+    def change(self, host_id: int, changes: list[tuple[date, tuple | None, tuple | None]]) -> None:
+        """Follow one host's rows going from old to new (rollup rows: HostSourceQuerySet.ROLLUP;
+        None where it has none), inside the caller's transaction, once HostSource holds the new
+        ones."""
+        changes = [(day, old, new) for day, old, new in changes if old != new]
+        if not changes:
             return
-        deltas.sort()
+        changes.sort(key=lambda change: (change[0], (change[1] or change[2])[rollup.IP]))
+        self._add_counts(changes)
+        by_day: dict[date, dict[str, tuple]] = {}
+        for day, old, new in changes:
+            by_day.setdefault(day, {})[(old or new)[rollup.IP]] = (old, new)
+        updates, lost = [], []
+        for day, rows in by_day.items():
+            ips = list(rows)
+            for start in range(0, len(ips), KEY_CHUNK):
+                stored = self.filter(day=day, ip__in=ips[start : start + KEY_CHUNK]).values_list(
+                    "ip", "host_bits", "users", "first_seen", "last_seen"
+                )
+                for ip, *detail in stored:
+                    after, lost_time = rollup.changed(tuple(detail), host_id, *rows[ip])
+                    updates.append((day, ip, *after))
+                    if lost_time:
+                        lost.append((day, ip))
+        self._write_details(updates)
+        for day, ip in lost:  # the host held the first or last time: read it again (rare)
+            times = HostSource.objects.filter(day=day, ip=ip).aggregate(
+                first=models.Min("first_seen"), last=models.Max("last_seen")
+            )
+            self.filter(day=day, ip=ip).update(first_seen=times["first"], last_seen=times["last"])
+        for day, rows in by_day.items():
+            gone = [ip for ip, (old, new) in rows.items() if new is None]
+            for start in range(0, len(gone), KEY_CHUNK):
+                self.filter(day=day, ip__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
+
+    def _add_counts(self, changes: list[tuple]) -> None:
+        """Add the changes' differences to the counts, creating rows where needed: one upsert,
+        which also locks every row the change touches, in (day, address) order."""
+        deltas = []
+        for day, old, new in changes:
+            row = new or old
+            sign = (new is not None) - (old is not None)
+            counts = [(b if new else 0) - (a if old else 0)
+                      for a, b in zip((old or row)[rollup.COUNTS], (new or row)[rollup.COUNTS])]  # fmt: skip
+            deltas.append((day, row[rollup.IP], row[rollup.IS_ADDRESS], sign, *counts))
         connection = connections[self.db]
-        stored_day = connection.ops.adapt_datefield_value(day)
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        columns = ", ".join(quote(c) for c in ("day", "ip", "is_address", *self.SUMS, "host_bits", "users"))
+        added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in self.SUMS)
+        upsert = (
+            f"INSERT INTO {table} ({columns}) {{}} ON CONFLICT ({quote('day')}, {quote('ip')}) "
+            f"DO UPDATE SET {quote('is_address')} = excluded.{quote('is_address')}, {added}"
+        )
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                # One statement for the whole day (an executemany is a round trip per row).
+                # One statement for them all (an executemany is a round trip per row).
+                select = (
+                    "SELECT *, ''::bytea, '{}'::jsonb FROM unnest(%s::date[], %s::text[], %s::boolean[], "
+                    "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS d ORDER BY 1, 2"
+                )
+                cursor.execute(upsert.format(select), [list(column) for column in zip(*deltas)])
+            else:
+                day_value = connection.ops.adapt_datefield_value
+                cursor.executemany(
+                    upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, X'', '{}')"),
+                    [(day_value(row[0]), *row[1:]) for row in deltas],
+                )
+
+    def _write_details(self, updates: list[tuple]) -> None:
+        if not updates:
+            return
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        ops = connection.ops
+        rows = [
+            (ops.adapt_datefield_value(day), ip, host_bits, json.dumps(users),
+             ops.adapt_datetimefield_value(first), ops.adapt_datetimefield_value(last))
+            for day, ip, host_bits, users, first, last in updates
+        ]  # fmt: skip
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
                 cursor.execute(
-                    self._upsert_sql(
-                        "SELECT %s::date, * FROM unnest(%s::text[], %s::boolean[], %s::bigint[], "
-                        "%s::bigint[], %s::bigint[], %s::bigint[]) AS d ORDER BY 2"
-                    ),
-                    [stored_day, *(list(column) for column in zip(*deltas))],
+                    f"UPDATE {table} AS f SET host_bits = u.host_bits, users = u.users::jsonb, "
+                    "first_seen = u.first_seen, last_seen = u.last_seen FROM unnest(%s::date[], %s::text[], "
+                    "%s::bytea[], %s::text[], %s::timestamptz[], %s::timestamptz[]) "
+                    "AS u(day, ip, host_bits, users, first_seen, last_seen) WHERE f.day = u.day AND f.ip = u.ip",
+                    [list(column) for column in zip(*rows)],
                 )
             else:
                 cursor.executemany(
-                    self._upsert_sql("VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-                    [(stored_day, *row) for row in deltas],
+                    f"UPDATE {table} SET host_bits = %s, users = %s, first_seen = %s, last_seen = %s "
+                    "WHERE day = %s AND ip = %s",
+                    [(*row[2:], *row[:2]) for row in rows],
                 )
-        if before:
-            self.filter(day=day, ip__in=list(before), hosts__lte=0).delete()
 
     def remove_host(self, host_id: int, days: list[date] | None = None) -> None:
-        """Take the host's stored sources (of `days`, or all) out of the rollup, before they are
-        deleted, inside the caller's transaction: set-based, in (day, address) order."""
-        connection = connections[self.db]
-        quote = connection.ops.quote_name
-        where, params = f"{quote('host_id')} = %s", [host_id]
+        """Delete the host's stored sources (of `days`, or all) and take them out of the rollup,
+        inside the caller's transaction."""
+        sources = HostSource.objects.filter(host_id=host_id)
         if days is not None:
-            if not days:
-                return
-            where += f" AND {quote('day')} IN ({', '.join(['%s'] * len(days))})"
-            params += [connection.ops.adapt_datefield_value(day) for day in days]
-        sources = quote(HostSource._meta.db_table)
-        negated = ", ".join(f"-{quote(c)}" for c in self.SUMS[1:])
-        select = (
-            f"SELECT {quote('day')}, {quote('ip')}, {quote('is_address')}, -1, {negated} "
-            f"FROM {sources} WHERE {where} ORDER BY {quote('day')}, {quote('ip')}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(self._upsert_sql(select), params)
-        touched = HostSource.objects.filter(host_id=host_id)
-        if days is not None:
-            touched = touched.filter(day__in=days)
-        self.filter(hosts__lte=0).filter(
-            models.Exists(touched.filter(day=models.OuterRef("day"), ip=models.OuterRef("ip")))
-        ).delete()
+            sources = sources.filter(day__in=days)
+        old = list(sources.values_list("day", *HostSourceQuerySet.ROLLUP))
+        sources.delete()
+        self.change(host_id, [(day, tuple(row), None) for day, *row in old])
 
 
 class FleetAddress(models.Model):
-    """One address on one day over the whole fleet: the sums of its HostSource rows
-    (FleetAddressQuerySet says how they are kept exact)."""
+    """One address on one day over the whole fleet: its hosts' rows (HostSource) summed, the
+    hosts as a bit set (bit n for the host of id n), the user names tried with how many hosts
+    list each, first and last seen (FleetAddressQuerySet says how they are kept exact)."""
 
     day = models.DateField()
     ip = models.CharField(max_length=MAX_ADDRESS_LENGTH)
@@ -364,6 +413,10 @@ class FleetAddress(models.Model):
     sessions = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     accepted = models.BigIntegerField(default=0)
+    host_bits = models.BinaryField(default=b"")
+    users = models.JSONField(default=dict)
+    first_seen = models.DateTimeField(null=True)
+    last_seen = models.DateTimeField(null=True)
 
     objects = FleetAddressQuerySet.as_manager()
 

@@ -175,9 +175,8 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     gone = [day for day in stored if day not in reported]
     if gone:
         with counted(host):
-            FleetAddress.objects.remove_host(host.pk, gone)
+            FleetAddress.objects.remove_host(host.pk, gone)  # and its sources
             HostDay.objects.filter(host=host, day__in=gone).delete()
-            HostSource.objects.filter(host=host, day__in=gone).delete()
             HostLogin.objects.filter(host=host, day__in=gone).delete()
     # Yesterday is polled again next round: for an agent in a zone behind ours it still grows.
     record_success(host, health, polled_through=today - timedelta(days=2))
@@ -318,9 +317,10 @@ def store_day(host: Host, day: date, row: dict, sources: list[dict], logins: lis
             before = HostSource.objects.rollup_rows(host.pk, day)
         else:  # a new day: it has no sources here yet (they are written and deleted with it)
             HostDay.objects.create(host=host, day=day, **counts)
-            before = []
-        FleetAddress.objects.apply_day(day, before, rollup)
+            before = {}
         HostSource.objects.replace_day(host.pk, day, rows)
+        changes = [(day, before.get(ip), rollup.get(ip)) for ip in before.keys() | rollup.keys()]
+        FleetAddress.objects.change(host.pk, changes)
         HostLogin.objects.filter(host=host, day=day).delete()
         HostLogin.objects.bulk_create(login_rows, batch_size=500)
 

@@ -476,8 +476,8 @@ class DashboardTests(TestCase):
                 self.client.get(url, RANGE)
         # The host page is the dearest: its totals, tables and latest logins.
         self.assertLessEqual(max(with20), 9)
-        # Session and user, then a page of addresses, their hosts and times, and their user names.
-        with self.assertNumQueries(5):
+        # Session and user, then a page of addresses and their hosts, times and user names.
+        with self.assertNumQueries(4):
             self.client.get("/attackers/", RANGE)
 
     def make_hosts(self, count: int) -> None:

@@ -2,23 +2,34 @@
 
 from django.db import migrations, models
 
+from inventory_app import rollup
+
 
 def build_from_sources(apps, schema_editor):
-    """The fleet's sums of every stored day, from the sources polling stored before this table
-    existed: one INSERT ... SELECT, set-based."""
-    quote = schema_editor.connection.ops.quote_name
-    table = quote(apps.get_model("inventory_app", "FleetAddress")._meta.db_table)
-    sources = quote(apps.get_model("inventory_app", "HostSource")._meta.db_table)
-    day, ip = quote("day"), quote("ip")
-    sums = ", ".join(f"SUM({quote(c)})" for c in ("sessions", "failed_attempts", "accepted"))
-    columns = ", ".join(
-        quote(c) for c in ("day", "ip", "is_address", "hosts", "sessions", "failed_attempts", "accepted")
+    """The fleet's rows of every stored day, from the sources polling stored before this table
+    existed: each host's row added as polling adds it (rollup.changed)."""
+    HostSource = apps.get_model("inventory_app", "HostSource")
+    FleetAddress = apps.get_model("inventory_app", "FleetAddress")
+    rows = HostSource.objects.order_by("day", "ip").values_list(
+        "day", "host_id", "ip", "is_address", "sessions", "failed_attempts", "accepted", "users", "first_seen", "last_seen"
     )
-    schema_editor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {day}, {ip}, "
-        f"MAX(CASE WHEN {quote('is_address')} THEN 1 ELSE 0 END) = 1, COUNT(*), {sums} "
-        f"FROM {sources} GROUP BY {day}, {ip}"
-    )
+    batch, current = [], None
+    for day, host_id, *row in rows.iterator(chunk_size=5000):
+        if current is None or (current.day, current.ip) != (day, row[rollup.IP]):
+            current = FleetAddress(day=day, ip=row[rollup.IP], is_address=row[rollup.IS_ADDRESS], users={})
+            batch.append(current)
+        current.hosts += 1
+        current.sessions += row[rollup.SESSIONS]
+        current.failed_attempts += row[rollup.FAILED]
+        current.accepted += row[rollup.ACCEPTED]
+        detail = (current.host_bits, current.users, current.first_seen, current.last_seen)
+        (current.host_bits, current.users, current.first_seen, current.last_seen), _ = rollup.changed(
+            detail, host_id, None, tuple(row)
+        )
+        if len(batch) > 2000:
+            FleetAddress.objects.bulk_create(batch[:-1])
+            batch = batch[-1:]
+    FleetAddress.objects.bulk_create(batch)
 
 
 class Migration(migrations.Migration):
@@ -30,12 +41,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="FleetAddress",
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("day", models.DateField()),
                 ("ip", models.CharField(max_length=255)),
                 ("is_address", models.BooleanField(default=True)),
@@ -43,6 +49,10 @@ class Migration(migrations.Migration):
                 ("sessions", models.BigIntegerField(default=0)),
                 ("failed_attempts", models.BigIntegerField(default=0)),
                 ("accepted", models.BigIntegerField(default=0)),
+                ("host_bits", models.BinaryField(default=b"")),
+                ("users", models.JSONField(default=dict)),
+                ("first_seen", models.DateTimeField(null=True)),
+                ("last_seen", models.DateTimeField(null=True)),
             ],
             options={
                 "constraints": [models.UniqueConstraint(fields=("day", "ip"), name="fleetaddress_day_ip")],

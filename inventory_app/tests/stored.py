@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.utils import timezone
 
 from collector.contract import COUNT_NAMES
-from inventory_app.models import OK, FleetAddress, Host, HostDay, HostSource
+from inventory_app.models import OK, FleetAddress, Host, HostDay, HostSource, HostSourceQuerySet
 
 DAY = date(2026, 3, 2)
 SEEN = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -33,5 +33,6 @@ def store_source(host: Host, ip: str, sessions: int, failed: int, accepted: int,
     source = HostSource.objects.create(host=host, day=day, ip=ip, sessions=sessions, failed_attempts=failed,
                                        accepted=accepted, users=users or ["root"], first_seen=seen,
                                        last_seen=seen + timedelta(minutes=5))  # fmt: skip
-    FleetAddress.objects.apply_day(day, [], [(ip, True, sessions, failed, accepted)])
+    row = HostSource.objects.filter(pk=source.pk).values_list(*HostSourceQuerySet.ROLLUP).get()
+    FleetAddress.objects.change(host.pk, [(day, None, row)])
     return source

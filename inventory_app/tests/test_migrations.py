@@ -35,12 +35,18 @@ class FleetAddressMigrationTests(TransactionTestCase):
         for n, host in enumerate(hosts):
             for ip, is_address in (("203.0.113.1", True), ("UNKNOWN", False), (f"192.0.2.{n}", True)):
                 HostSource.objects.create(host=host, day=day, ip=ip, is_address=is_address, sessions=n + 1,
-                                          failed_attempts=2 * n, accepted=n % 2, first_seen=seen, last_seen=seen)  # fmt: skip
+                                          failed_attempts=2 * n, accepted=n % 2, users=["root", f"u{n}"], first_seen=seen, last_seen=seen)  # fmt: skip
         apps = self.migrate(AFTER)
         rows = {
             row.ip: (row.is_address, row.hosts, row.sessions, row.failed_attempts, row.accepted)
             for row in apps.get_model("inventory_app", "FleetAddress").objects.filter(day=day)
         }
+        shared = apps.get_model("inventory_app", "FleetAddress").objects.get(day=day, ip="203.0.113.1")
+        self.assertEqual(shared.users, {"root": 3, "u0": 1, "u1": 1, "u2": 1})
+        self.assertEqual(
+            int.from_bytes(bytes(shared.host_bits), "little"), sum(1 << host.pk for host in hosts)
+        )
+        self.assertEqual((shared.first_seen, shared.last_seen), (seen, seen))
         self.assertEqual(
             rows,
             {

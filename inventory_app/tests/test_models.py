@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Sum
 from django.test import TestCase, TransactionTestCase
 
 from collector.contract import COUNT_NAMES
@@ -50,11 +49,14 @@ class NormalisedUrlTests(unittest.TestCase):
         self.assertEqual(len({normalised_url(url) for url in different}), len(different))
 
 
-def source(ip: str, sessions: int, failed: int = 0, accepted: int = 0, is_address: bool = True) -> dict:
-    """A source row as polling's answers.source checks it."""
+def source(ip: str, sessions: int, failed: int = 0, accepted: int = 0, is_address: bool = True,
+           users: tuple = ("root",), first: int = 0, last: int = 0) -> dict:  # fmt: skip
+    """A source row as polling's answers.source checks it; first and last seen `first` and
+    `last` minutes after noon."""
     seen = datetime(2026, 3, 2, 12, tzinfo=UTC)
     return {"ip": ip, "is_address": is_address, "sessions": sessions, "failed_attempts": failed,
-            "accepted": accepted, "users": ["root"], "first_seen": seen, "last_seen": seen,
+            "accepted": accepted, "users": list(users), "first_seen": seen + timedelta(minutes=first),
+            "last_seen": seen + timedelta(minutes=last),
             "first_failed": seen if failed else None, "last_failed": seen if failed else None,
             "first_accepted": seen if accepted else None}  # fmt: skip
 
@@ -74,17 +76,32 @@ class FleetAddressMixin:
     sources, recomputed here the slow way."""
 
     def assertRollupExact(self) -> dict:
-        expected = {}
-        for row in HostSource.objects.values("day", "ip").annotate(
-            hosts=Count("pk"), s=Sum("sessions"), f=Sum("failed_attempts"), a=Sum("accepted")
-        ):
-            expected[(row["day"], row["ip"])] = (row["hosts"], row["s"], row["f"], row["a"])
-        stored = {
-            (row.day, row.ip): (row.hosts, row.sessions, row.failed_attempts, row.accepted)
-            for row in FleetAddress.objects.all()
-        }
+        expected: dict = {}
+        for row in HostSource.objects.order_by("day", "ip", "host_id"):
+            hosts, counts, users, first, last = expected.get(
+                (row.day, row.ip), (0, (0, 0, 0), {}, row.first_seen, row.last_seen)
+            )
+            for name in row.users:
+                users[name] = users.get(name, 0) + 1
+            expected[(row.day, row.ip)] = (
+                hosts + 1,
+                tuple(a + b for a, b in zip(counts, (row.sessions, row.failed_attempts, row.accepted))),
+                users,
+                min(first, row.first_seen),
+                max(last, row.last_seen),
+            )
+        bits: dict = {}
+        for day, ip, host_id in HostSource.objects.values_list("day", "ip", "host_id"):
+            bits[(day, ip)] = bits.get((day, ip), 0) | 1 << host_id
+        stored = {}
+        for row in FleetAddress.objects.all():
+            self.assertEqual(
+                int.from_bytes(bytes(row.host_bits), "little"), bits.get((row.day, row.ip)), row.ip
+            )
+            stored[(row.day, row.ip)] = (row.hosts, (row.sessions, row.failed_attempts, row.accepted), row.users,
+                                         row.first_seen, row.last_seen)  # fmt: skip
         self.assertEqual(stored, expected)
-        return stored
+        return {key: (value[0], *value[1]) for key, value in stored.items()}
 
 
 class FleetAddressTests(FleetAddressMixin, TestCase):
@@ -120,6 +137,37 @@ class FleetAddressTests(FleetAddressMixin, TestCase):
         self.assertRollupExact()
         self.assertEqual(fleet.day_totals(DAY)["unique_sources"], 2)
 
+    def test_it_follows_the_users_and_times_of_each_host_as_they_change_and_go(self):
+        store(self.web1, DAY, [source("203.0.113.1", 5, 20, users=("root", "admin"), first=10, last=50)])
+        store(self.web2, DAY, [source("203.0.113.1", 2, 2, users=("root", "pi"), first=20, last=30)])
+        self.assertRollupExact()
+        # web1's row shrinks (its agent counted again): its earliest time and "admin" go.
+        store(self.web1, DAY, [source("203.0.113.1", 1, 1, users=("root",), first=25, last=40)])
+        row = FleetAddress.objects.get(day=DAY, ip="203.0.113.1")
+        self.assertEqual(
+            (row.users, row.first_seen.minute, row.last_seen.minute), ({"root": 2, "pi": 1}, 20, 40)
+        )
+        self.assertRollupExact()
+        self.web2.delete()
+        row = FleetAddress.objects.get(day=DAY, ip="203.0.113.1")
+        self.assertEqual((row.users, row.first_seen.minute, row.last_seen.minute), ({"root": 1}, 25, 40))
+        self.assertRollupExact()
+
+    def test_it_counts_each_host_once_over_several_days(self):
+        later = DAY + timedelta(days=1)
+        store(self.web1, DAY, [source("203.0.113.1", 5, 20, users=("root",), first=5)])
+        store(self.web1, later, [source("203.0.113.1", 1, 1, users=("pi",), first=6, last=90)])
+        store(self.web2, later, [source("203.0.113.1", 1, 1, users=("root",), first=7, last=7)])
+        rows = list(fleet.addresses(DAY, later))
+        fleet.add_seen(DAY, later, rows)
+        self.assertEqual(
+            [
+                (r["ip"], r["hosts"], r["sessions"], r["users"], r["first_seen"].minute, r["last_seen"].hour)
+                for r in rows
+            ],
+            [("203.0.113.1", 2, 7, ["pi", "root"], 5, 13)],
+        )
+
     def test_it_counts_a_name_as_a_source_but_not_as_an_address(self):
         store(self.web1, DAY, [source("UNKNOWN", 3, 3, is_address=False), source("203.0.113.1", 1, 1)])
         store(self.web2, DAY, [source("UNKNOWN", 1, 1, is_address=False)])
@@ -147,7 +195,6 @@ class FleetAddressTests(FleetAddressMixin, TestCase):
             store(self.web1, day, [source("203.0.113.1", 5, 20)])
             store(self.web2, day, [source("203.0.113.1", 2, 2)])
         FleetAddress.objects.remove_host(self.web2.pk, [later])
-        HostSource.objects.filter(host=self.web2, day=later).delete()
         self.assertEqual(self.assertRollupExact()[(later, "203.0.113.1")], (1, 5, 20, 0))
         prune_central(sender=None, before=DAY + timedelta(days=1))
         self.assertEqual(self.assertRollupExact(), {(later, "203.0.113.1"): (1, 5, 20, 0)})
