@@ -87,7 +87,7 @@ def distinct_addresses(sources: QuerySet[HostSource] | QuerySet[FleetAddress]) -
 def distinct_addresses_per_day(since: date, until: date) -> dict[date, int]:
     """distinct_addresses() of each day that has sources stored: one query (the fleet's rows
     are one per address and day already)."""
-    rows = fleet_addresses_in(since, until).addresses().order_by().values("day").annotate(n=Count("pk"))
+    rows = fleet_addresses_in(since, until).addresses().order_by().values("day").annotate(n=Count("ip"))
     return {row["day"]: row["n"] for row in rows}
 
 

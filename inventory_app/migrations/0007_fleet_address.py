@@ -56,6 +56,13 @@ class Migration(migrations.Migration):
             ],
             options={
                 "constraints": [models.UniqueConstraint(fields=("day", "ip"), name="fleetaddress_day_ip")],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("is_address", True), ("sessions__gt", 0)),
+                        fields=["day", "ip", "is_address", "sessions"],
+                        name="fleetaddress_counted",
+                    )
+                ],
             },
         ),
         migrations.RunPython(build_from_sources, migrations.RunPython.noop, elidable=True),
