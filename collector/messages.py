@@ -196,19 +196,20 @@ def classify(msg: str) -> dict:
 
 
 def _user_source(rest: str) -> tuple[str, str, int | None] | None:
-    cut = rest.find(": ")
-    if cut != -1:
-        rest = rest[:cut]
+    end = rest.find(": ")
+    if end == -1:
+        end = len(rest)
     # USER_FROM's greedy user takes the last " from " whose tail matches: try the last one
     # directly (one short match instead of backtracking over the whole line), and leave any
     # other case (a last " from " followed by no address, a newline) to USER_FROM itself.
-    at = rest.rfind(" from ")
+    # The tail ends at `end` (sshd's ": "): with endpos, its "$" matches there.
+    at = rest.rfind(" from ", 0, end)
     if at != -1 and "\n" not in rest:
-        m = USER_FROM_TAIL.match(rest, at + 6)
+        m = USER_FROM_TAIL.match(rest, at + 6, end)
         if m is not None:
             ip, port = m.groups()
             return rest[:at], ip, _port(port)
-    m = USER_FROM.match(rest)
+    m = USER_FROM.match(rest, 0, end)
     if m is None:
         return None
     user, ip, port = m.groups()
@@ -246,16 +247,19 @@ def _first(*handlers):
 
 def _authentication(pattern: re.Pattern, kind: str, **fields):
     """Accepted / Failed / Invalid user: "<what> for <user> from <addr> port <n> ssh2[: info]"."""
+    has_method, has_invalid = "method" in pattern.groupindex, "invalid" in pattern.groupindex
 
     def handler(msg: str) -> dict | None:
         m = pattern.match(msg)
         parts = _user_source(m["rest"]) if m else None
         if parts is None:
             return None
-        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2], **fields}
-        if "method" in pattern.groupindex:
+        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}
+        if fields:
+            found.update(fields)
+        if has_method:
             found["method"] = m["method"]
-        if "invalid" in pattern.groupindex:
+        if has_invalid:
             found["invalid_user"] = bool(m["invalid"])
         return found
 
