@@ -59,7 +59,8 @@ IP = rf"(?P<ip>{ADDRESS})"
 # user name (BSD auth style), so the first ": " always starts the suffix; the greedy user group
 # then takes the LAST " from <addr>" before it, and a user name with a fake
 # " from 1.2.3.4 port 22 ssh2" in it stays inside the user name.
-USER_FROM = re.compile(rf"(?P<user>.*) from {IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
+USER_FROM_TAIL = re.compile(rf"{IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
+USER_FROM = re.compile(rf"(?P<user>.*) from {USER_FROM_TAIL.pattern}")
 ACCEPTED = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
 # sshd's auth info after an Accepted publickey line: "<key type> <fingerprint>[ ID … CA …]".
 KEY_INFO = re.compile(r"(?P<type>[A-Z][A-Z0-9-]{1,30}) (?P<fp>(?:SHA256|MD5):[A-Za-z0-9+/=:]{16,100})(?: |$)")
@@ -175,15 +176,17 @@ def _port(value: str | None) -> int | None:
 
 def classify(msg: str) -> dict:
     """The kind of an sshd message and what it says about user, source and method."""
-    m = REPEATED.match(msg)
-    if m:
-        fields = classify(m["inner"].rstrip())
-        if fields["kind"] in ("repeat", "unknown"):
-            return fields
-        fields["count"] = max(1, int(m["n"]))
-        return fields
     space = msg.find(" ")
     word = msg[:space] if space > 0 else msg
+    # Only a message starting "message " can be rsyslog's repeat: no regex for the others.
+    if word == "message":
+        m = REPEATED.match(msg)
+        if m:
+            fields = classify(m["inner"].rstrip())
+            if fields["kind"] in ("repeat", "unknown"):
+                return fields
+            fields["count"] = max(1, int(m["n"]))
+            return fields
     handler = DISPATCH.get(word)
     if handler is not None:
         fields = handler(msg)
@@ -193,13 +196,24 @@ def classify(msg: str) -> dict:
 
 
 def _user_source(rest: str) -> tuple[str, str, int | None] | None:
-    cut = rest.find(": ")
-    if cut != -1:
-        rest = rest[:cut]
-    m = USER_FROM.match(rest)
+    end = rest.find(": ")
+    if end == -1:
+        end = len(rest)
+    # USER_FROM's greedy user takes the last " from " whose tail matches: try the last one
+    # directly (one short match instead of backtracking over the whole line), and leave any
+    # other case (a last " from " followed by no address, a newline) to USER_FROM itself.
+    # The tail ends at `end` (sshd's ": "): with endpos, its "$" matches there.
+    at = rest.rfind(" from ", 0, end)
+    if at != -1 and "\n" not in rest:
+        m = USER_FROM_TAIL.match(rest, at + 6, end)
+        if m is not None:
+            ip, port = m.groups()
+            return rest[:at], ip, _port(port)
+    m = USER_FROM.match(rest, 0, end)
     if m is None:
         return None
-    return m["user"], m["ip"], _port(m["port"])
+    user, ip, port = m.groups()
+    return user, ip, _port(port)
 
 
 def _at(kind: str, m: re.Match, **fields) -> dict:
@@ -233,16 +247,19 @@ def _first(*handlers):
 
 def _authentication(pattern: re.Pattern, kind: str, **fields):
     """Accepted / Failed / Invalid user: "<what> for <user> from <addr> port <n> ssh2[: info]"."""
+    has_method, has_invalid = "method" in pattern.groupindex, "invalid" in pattern.groupindex
 
     def handler(msg: str) -> dict | None:
         m = pattern.match(msg)
         parts = _user_source(m["rest"]) if m else None
         if parts is None:
             return None
-        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2], **fields}
-        if "method" in pattern.groupindex:
+        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}
+        if fields:
+            found.update(fields)
+        if has_method:
             found["method"] = m["method"]
-        if "invalid" in pattern.groupindex:
+        if has_invalid:
             found["invalid_user"] = bool(m["invalid"])
         return found
 

@@ -239,6 +239,21 @@ def test_it_puts_december_lines_read_in_january_in_the_previous_year():
     assert p.parse_line("Jan  7 00:00:00 host sshd[1]: x").ts.year == 2026
 
 
+def test_it_splits_the_day_the_slack_ends_on_between_two_years():
+    # The parser caches a day's year; on the day `now` + 1 day falls on, the year depends on the
+    # time, whichever of the day's lines comes first, and other days keep theirs.
+    for times in (("11:59:59", "12:00:01"), ("12:00:01", "11:59:59")):
+        p = parser(now=datetime(2027, 1, 5, 12, 0, tzinfo=UTC))
+        years = {t: p.parse_line(f"Jan  6 {t} host sshd[1]: x").ts.year for t in times}
+        assert years == {"11:59:59": 2027, "12:00:01": 2026}
+        assert p.parse_line("Jan  6 11:00:00 other sshd[2]: x").ts.year == 2027
+        assert p.parse_line("Jan 6 23:59:59 host sshd[1]: x").ts.year == 2026
+        assert p.parse_line("Jan  5 23:59:59 host sshd[1]: x").ts.year == 2027
+        assert p.parse_line("Jan  7 00:00:00 host sshd[1]: x").ts.year == 2026
+        assert p.parse_line("Jan  5 24:00:00 host sshd[1]: x") is MALFORMED
+        assert p.parse_line("Feb 30 10:00:00 host sshd[1]: x") is MALFORMED
+
+
 def test_it_lets_the_year_override_win():
     p = parser(now=datetime(2027, 1, 5, tzinfo=UTC), year=2020)
     assert p.parse_line("Dec 31 23:59:59 host sshd[1]: x").ts.year == 2020
