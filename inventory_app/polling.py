@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-import requests
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -28,7 +27,7 @@ from django.utils import timezone
 from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
 
 from . import answers, identity
-from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
+from .fetching import Agent, Deadline, PollError, Stopped, hang_up
 from .identity import Duplicate
 from .models import (
     DOWN,
@@ -430,17 +429,15 @@ def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
 
 @contextlib.contextmanager
 def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
-    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection and one HTTP session
-    for all its hosts (a new PostgreSQL connection per host cost the database more CPU than the
-    host's rows), all closed when the pool is done."""
+    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection for all its hosts
+    (a new PostgreSQL connection per host cost the database more CPU than the host's rows), all
+    closed when the pool is done. Each poll closes its own HTTP connections (fetching.hang_up)."""
     adopted: list[BaseDatabaseWrapper] = []
-    sessions: list[requests.Session] = []
 
     def adopt() -> None:
         wrapper = connections[DEFAULT_DB_ALIAS]
         wrapper.inc_thread_sharing()  # so that this thread may close it below
         adopted.append(wrapper)
-        sessions.append(session())
 
     workers = max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
     try:
@@ -450,8 +447,6 @@ def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
         for wrapper in adopted:
             wrapper.close()
             wrapper.dec_thread_sharing()
-        for each in sessions:
-            each.close()
 
 
 def refresh_day(
