@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from socket import AF_INET as _AF_INET
+from socket import inet_pton as _inet_pton
 
 from collector.contract import (
     ADDRESS_COUNT_NAMES,
@@ -87,10 +89,11 @@ def text(value, field: str, max_length: int, blank: bool = False) -> str:
         raise InvalidAnswer(field, "must not be blank")
     if "\x00" in value:  # PostgreSQL text cannot hold it
         raise InvalidAnswer(field, "must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        raise InvalidAnswer(field, "must be valid Unicode") from None
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+            raise InvalidAnswer(field, "must be valid Unicode") from None
     return value
 
 
@@ -112,12 +115,15 @@ def moment(value, field: str, earliest: datetime, latest: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidAnswer(field, "must be an ISO 8601 date and time") from None
-    if parsed.utcoffset() is None:
+    if parsed.tzinfo is UTC:  # what agents send ("Z"): nothing to convert
+        in_utc = parsed
+    elif parsed.utcoffset() is None:
         raise InvalidAnswer(field, "must include a UTC offset")
-    try:
-        in_utc = parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
-        in_utc = None
+    else:
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
+            in_utc = None
     if in_utc is None or not earliest <= in_utc <= latest:
         raise InvalidAnswer(field, f"must be between {_utc(earliest)} and {_utc(latest)} UTC")
     return parsed
@@ -130,6 +136,14 @@ def _utc(moment: datetime) -> str:
 def address(value, field: str) -> bool:
     """A source as the agent's parser took it from sshd's line: True for an IP address (what a
     fleet's distinct addresses count), False for a name."""
+    if type(value) is str and len(value) <= 15:
+        # Most sources are IPv4 addresses: inet_pton takes exactly the dotted quads that
+        # ipaddress takes (no leading zeros, no short forms) in a tenth of its time.
+        try:
+            _inet_pton(_AF_INET, value)
+            return True
+        except (OSError, ValueError, UnicodeError):
+            pass
     text(value, field, MAX_ADDRESS_LENGTH)
     try:
         ipaddress.ip_address(value)

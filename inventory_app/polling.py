@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -97,6 +97,7 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
     end). Returns its state afterwards ("" if skipped)."""
     if not claim(host_id):
         return ""
+    host = None
     try:
         host = Host.objects.get(pk=host_id)
         with agent_errors(host):
@@ -106,7 +107,9 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
         return STOPPED  # nothing recorded: the next round polls the host again
     finally:
         hang_up()
-        release(host_id)
+        # record_success() and record_failure() release the host in their own UPDATE.
+        if host is None or host.polling_since is not None:
+            release(host_id)
 
 
 @contextlib.contextmanager
@@ -352,6 +355,7 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
         "unknown_last_24h": health["unknown_last_24h"],
         "last_event_at": health["last_event_at"],
         "polled_through": polled_through,
+        "polling_since": None,  # released: the poll is over
     }
     if health.get("source_problem"):
         # Reachable, but with no log to read: not an ok host with zeros.
@@ -372,7 +376,7 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
 
 def record_failure(host: Host, error: str) -> None:
     now = timezone.now()
-    failed = {"last_poll_at": now, "last_error": error[:300], "state": DOWN}
+    failed = {"last_poll_at": now, "last_error": error[:300], "state": DOWN, "polling_since": None}
     # A duplicate stays one (its error says which entry counts its agent).
     if Host.objects.filter(pk=host.pk, duplicate_of__isnull=True).update(
         **failed, consecutive_failures=F("consecutive_failures") + 1
@@ -381,7 +385,8 @@ def record_failure(host: Host, error: str) -> None:
         for name, value in failed.items():
             setattr(host, name, value)
     else:
-        Host.objects.filter(pk=host.pk).update(last_poll_at=now)
+        Host.objects.filter(pk=host.pk).update(last_poll_at=now, polling_since=None)
+        host.polling_since = None
         host.refresh_from_db(fields=["state", "last_error"])
 
 
@@ -389,11 +394,20 @@ def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = No
     """Poll hosts concurrently in this process (no Celery), ending by `deadline` (default
     ALPHA_POLL_ROUND_TIMEOUT from now) whatever the hosts do. Returns hosts per resulting state.
 
-    The hosts polled longest ago go first, so that one a short round did not reach is polled
-    early in the next."""
+    Hosts whose last poll failed go first, then the hosts polled longest ago (so that one a
+    short round did not reach is polled early in the next). A host that did not answer is
+    likely to wait out its timeout again: started first, it waits while the others are polled.
+    Ordered by last_poll_at alone, it came last (a failed poll records its time at its end,
+    after the timeout), and every round lasted its work plus that timeout."""
     deadline = deadline or round_deadline()
     hosts = Host.objects.enabled() if host_ids is None else Host.objects.filter(pk__in=host_ids)
-    ids = list(hosts.order_by(F("last_poll_at").asc(nulls_first=True), "pk").values_list("pk", flat=True))
+    ids = list(
+        hosts.order_by(
+            Case(When(consecutive_failures__gt=0, then=Value(0)), default=Value(1)),
+            F("last_poll_at").asc(nulls_first=True),
+            "pk",
+        ).values_list("pk", flat=True)
+    )
     states: dict[str, int] = {}
     with fewer_collections(), polling_threads(len(ids)) as pool:
         for state in pool.map(lambda pk: poll_guarded(pk, deadline), ids):
