@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -99,7 +99,8 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
         return ""
     host = None
     try:
-        host = Host.objects.get(pk=host_id)
+        # With whether an older entry polls the same URL (check_url), in the same query.
+        host = Host.objects.annotate(older_at_url=Exists(identity.older_entries())).get(pk=host_id)
         with agent_errors(host):
             fetch_and_store(host, Agent.for_host(host, poll_budget(within)))
         return host.state
@@ -157,7 +158,12 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     reported = {
         row["date"]: row for row in days if since <= row["date"] <= until and any(row[f] for f in COUNT_NAMES)
     }
-    stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
+    stored = {
+        row.day: row
+        for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until).only(
+            "pk", "day", *COUNT_NAMES
+        )
+    }
     unchanged = []
     for day, row in sorted(reported.items()):
         previous = stored.get(day)
@@ -188,6 +194,8 @@ def check_url(host: Host) -> None:
     if host.agent_url != spelled:  # written by update() or bulk_create(), which skip save()
         with one_writer():
             Host.objects.filter(pk=host.pk).update(agent_url=spelled)
+    elif getattr(host, "older_at_url", None) is False:
+        return  # read with the host's row (poll_host): no older entry at its URL
     first = identity.older_at_url(host)
     if first is not None:
         with one_writer(), transaction.atomic():
@@ -254,7 +262,7 @@ def fetch_sources(agent: Agent, day: date) -> list[dict]:
         rows, next_link = checked(answers.source_page, page, f"source list of {day}", day, now)
         for row in rows:
             sources[row["ip"]] = row  # an agent listing an address twice keeps one row
-            names_size += sum(len(name) for name in row["users"])
+            names_size += sum(map(len, row["users"]))
         if len(sources) > limit:
             raise PollError(
                 f"The agent's source list for {day} has more than {limit:,} addresses (ALPHA_POLL_MAX_SOURCES)."
