@@ -287,24 +287,41 @@ def page(data, what: str, of_day: date, now: datetime, check) -> tuple[list[dict
 
 
 def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
-    data = mapping(data, "")
-    row = {"ip": data.get("ip")}
-    row["is_address"] = address(row["ip"], "ip")
-    row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
-    row["users"] = each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users")
-    row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)
-    row["last_seen"] = moment(data.get("last_seen"), "last_seen", row["first_seen"], latest)
-    at_most(row, "accepted", "sessions", row["sessions"])
+    # A page holds up to a thousand of these: the checks are the same as elsewhere, written out.
+    if type(data) is not dict:
+        raise InvalidAnswer("", "must be an object")
+    get = data.get
+    ip = get("ip")
+    row = {"ip": ip, "is_address": address(ip, "ip")}
+    for name in ADDRESS_COUNT_NAMES:
+        value = get(name)
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
+            raise InvalidAnswer(name, "must be a whole number from 0 to 10^12")
+        row[name] = value
+    users = get("users")
+    if type(users) is list and len(users) <= MAX_USERS_PER_SOURCE and all(map(_plain_user, users)):
+        row["users"] = users
+    else:  # the same checks, naming the problem
+        row["users"] = each(items(users, "users", MAX_USERS_PER_SOURCE), user_name, "users")
+    first_seen = row["first_seen"] = moment(get("first_seen"), "first_seen", earliest, first_latest)
+    last_seen = row["last_seen"] = moment(get("last_seen"), "last_seen", first_seen, latest)
+    if row["accepted"] > row["sessions"]:
+        at_most(row, "accepted", "sessions", row["sessions"])
     # When it failed and first logged in (agents before 1.5 do not send these: null). Each
     # between the source's first and last sighting.
     for name in ("first_failed", "last_failed", "first_accepted"):
-        value = data.get(name)
-        row[name] = None if value is None else moment(value, name, row["first_seen"], row["last_seen"])
+        value = get(name)
+        row[name] = None if value is None else moment(value, name, first_seen, last_seen)
     if (row["first_failed"] is None) != (row["last_failed"] is None) or (
         row["first_failed"] is not None and row["first_failed"] > row["last_failed"]
     ):
         raise InvalidAnswer("last_failed", "must be given with first_failed, and not before it")
     return row
+
+
+def _plain_user(value) -> bool:
+    """A user name that user_name() takes as it is: a short ASCII string without NUL."""
+    return type(value) is str and len(value) <= MAX_USER_LENGTH and value.isascii() and "\x00" not in value
 
 
 def day_with_sources(row: dict, sources: list[dict]) -> None:
