@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from socket import AF_INET as _AF_INET
+from socket import inet_pton as _inet_pton
 
 from collector.contract import (
     ADDRESS_COUNT_NAMES,
@@ -87,10 +89,11 @@ def text(value, field: str, max_length: int, blank: bool = False) -> str:
         raise InvalidAnswer(field, "must not be blank")
     if "\x00" in value:  # PostgreSQL text cannot hold it
         raise InvalidAnswer(field, "must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        raise InvalidAnswer(field, "must be valid Unicode") from None
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+            raise InvalidAnswer(field, "must be valid Unicode") from None
     return value
 
 
@@ -112,12 +115,15 @@ def moment(value, field: str, earliest: datetime, latest: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidAnswer(field, "must be an ISO 8601 date and time") from None
-    if parsed.utcoffset() is None:
+    if parsed.tzinfo is UTC:  # what agents send ("Z"): nothing to convert
+        in_utc = parsed
+    elif parsed.utcoffset() is None:
         raise InvalidAnswer(field, "must include a UTC offset")
-    try:
-        in_utc = parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
-        in_utc = None
+    else:
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
+            in_utc = None
     if in_utc is None or not earliest <= in_utc <= latest:
         raise InvalidAnswer(field, f"must be between {_utc(earliest)} and {_utc(latest)} UTC")
     return parsed
@@ -130,6 +136,14 @@ def _utc(moment: datetime) -> str:
 def address(value, field: str) -> bool:
     """A source as the agent's parser took it from sshd's line: True for an IP address (what a
     fleet's distinct addresses count), False for a name."""
+    if type(value) is str and len(value) <= 15:
+        # Most sources are IPv4 addresses: inet_pton takes exactly the dotted quads that
+        # ipaddress takes (no leading zeros, no short forms) in a tenth of its time.
+        try:
+            _inet_pton(_AF_INET, value)
+            return True
+        except (OSError, ValueError, UnicodeError):
+            pass
     text(value, field, MAX_ADDRESS_LENGTH)
     try:
         ipaddress.ip_address(value)
@@ -273,24 +287,41 @@ def page(data, what: str, of_day: date, now: datetime, check) -> tuple[list[dict
 
 
 def source(data, earliest: datetime, first_latest: datetime, latest: datetime) -> dict:
-    data = mapping(data, "")
-    row = {"ip": data.get("ip")}
-    row["is_address"] = address(row["ip"], "ip")
-    row.update({name: count(data.get(name), name) for name in ADDRESS_COUNT_NAMES})
-    row["users"] = each(items(data.get("users"), "users", MAX_USERS_PER_SOURCE), user_name, "users")
-    row["first_seen"] = moment(data.get("first_seen"), "first_seen", earliest, first_latest)
-    row["last_seen"] = moment(data.get("last_seen"), "last_seen", row["first_seen"], latest)
-    at_most(row, "accepted", "sessions", row["sessions"])
+    # A page holds up to a thousand of these: the checks are the same as elsewhere, written out.
+    if type(data) is not dict:
+        raise InvalidAnswer("", "must be an object")
+    get = data.get
+    ip = get("ip")
+    row = {"ip": ip, "is_address": address(ip, "ip")}
+    for name in ADDRESS_COUNT_NAMES:
+        value = get(name)
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
+            raise InvalidAnswer(name, "must be a whole number from 0 to 10^12")
+        row[name] = value
+    users = get("users")
+    if type(users) is list and len(users) <= MAX_USERS_PER_SOURCE and all(map(_plain_user, users)):
+        row["users"] = users
+    else:  # the same checks, naming the problem
+        row["users"] = each(items(users, "users", MAX_USERS_PER_SOURCE), user_name, "users")
+    first_seen = row["first_seen"] = moment(get("first_seen"), "first_seen", earliest, first_latest)
+    last_seen = row["last_seen"] = moment(get("last_seen"), "last_seen", first_seen, latest)
+    if row["accepted"] > row["sessions"]:
+        at_most(row, "accepted", "sessions", row["sessions"])
     # When it failed and first logged in (agents before 1.5 do not send these: null). Each
     # between the source's first and last sighting.
     for name in ("first_failed", "last_failed", "first_accepted"):
-        value = data.get(name)
-        row[name] = None if value is None else moment(value, name, row["first_seen"], row["last_seen"])
+        value = get(name)
+        row[name] = None if value is None else moment(value, name, first_seen, last_seen)
     if (row["first_failed"] is None) != (row["last_failed"] is None) or (
         row["first_failed"] is not None and row["first_failed"] > row["last_failed"]
     ):
         raise InvalidAnswer("last_failed", "must be given with first_failed, and not before it")
     return row
+
+
+def _plain_user(value) -> bool:
+    """A user name that user_name() takes as it is: a short ASCII string without NUL."""
+    return type(value) is str and len(value) <= MAX_USER_LENGTH and value.isascii() and "\x00" not in value
 
 
 def day_with_sources(row: dict, sources: list[dict]) -> None:

@@ -29,7 +29,7 @@ import hashlib
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 
 from .fetching import PollError
@@ -63,6 +63,12 @@ def older_at_url(host: Host) -> Host | None:
         .order_by("pk")
         .first()
     )
+
+
+def older_entries():
+    """older_at_url() as a subquery of the entry's own row, for Exists(): whether an older enabled
+    entry has its stored URL (the caller checks that it is the normalised one)."""
+    return Host.objects.enabled().filter(agent_url=OuterRef("agent_url"), pk__lt=OuterRef("pk"))
 
 
 def first_with_name(host: Host, name: str) -> Host:

@@ -17,18 +17,17 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-import requests
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q, Value
+from django.db.models import Case, Exists, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
 
 from . import answers, identity
-from .fetching import Agent, Deadline, PollError, Stopped, hang_up, session
+from .fetching import Agent, Deadline, PollError, Stopped, hang_up
 from .identity import Duplicate
 from .models import (
     DOWN,
@@ -99,8 +98,10 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
     end). Returns its state afterwards ("" if skipped)."""
     if not claim(host_id):
         return ""
+    host = None
     try:
-        host = Host.objects.get(pk=host_id)
+        # With whether an older entry polls the same URL (check_url), in the same query.
+        host = Host.objects.annotate(older_at_url=Exists(identity.older_entries())).get(pk=host_id)
         with agent_errors(host):
             fetch_and_store(host, Agent.for_host(host, poll_budget(within)))
         return host.state
@@ -108,7 +109,9 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
         return STOPPED  # nothing recorded: the next round polls the host again
     finally:
         hang_up()
-        release(host_id)
+        # record_success() and record_failure() release the host in their own UPDATE.
+        if host is None or host.polling_since is not None:
+            release(host_id)
 
 
 @contextlib.contextmanager
@@ -156,7 +159,12 @@ def fetch_and_store(host: Host, agent: Agent) -> None:
     reported = {
         row["date"]: row for row in days if since <= row["date"] <= until and any(row[f] for f in COUNT_NAMES)
     }
-    stored = {row.day: row for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until)}
+    stored = {
+        row.day: row
+        for row in HostDay.objects.filter(host=host, day__gte=since, day__lte=until).only(
+            "pk", "day", *COUNT_NAMES
+        )
+    }
     unchanged = []
     for day, row in sorted(reported.items()):
         previous = stored.get(day)
@@ -188,6 +196,8 @@ def check_url(host: Host) -> None:
     if host.agent_url != spelled:  # written by update() or bulk_create(), which skip save()
         with one_writer():
             Host.objects.filter(pk=host.pk).update(agent_url=spelled)
+    elif getattr(host, "older_at_url", None) is False:
+        return  # read with the host's row (poll_host): no older entry at its URL
     first = identity.older_at_url(host)
     if first is not None:
         with one_writer(), transaction.atomic():
@@ -254,7 +264,7 @@ def fetch_sources(agent: Agent, day: date) -> list[dict]:
         rows, next_link = checked(answers.source_page, page, f"source list of {day}", day, now)
         for row in rows:
             sources[row["ip"]] = row  # an agent listing an address twice keeps one row
-            names_size += sum(len(name) for name in row["users"])
+            names_size += sum(map(len, row["users"]))
         if len(sources) > limit:
             raise PollError(
                 f"The agent's source list for {day} has more than {limit:,} addresses (ALPHA_POLL_MAX_SOURCES)."
@@ -361,6 +371,7 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
         "unknown_last_24h": health["unknown_last_24h"],
         "last_event_at": health["last_event_at"],
         "polled_through": polled_through,
+        "polling_since": None,  # released: the poll is over
     }
     if health.get("source_problem"):
         # Reachable, but with no log to read: not an ok host with zeros.
@@ -381,7 +392,7 @@ def record_success(host: Host, health: dict, polled_through: date) -> None:
 
 def record_failure(host: Host, error: str) -> None:
     now = timezone.now()
-    failed = {"last_poll_at": now, "last_error": error[:300], "state": DOWN}
+    failed = {"last_poll_at": now, "last_error": error[:300], "state": DOWN, "polling_since": None}
     # A duplicate stays one (its error says which entry counts its agent).
     if Host.objects.filter(pk=host.pk, duplicate_of__isnull=True).update(
         **failed, consecutive_failures=F("consecutive_failures") + 1
@@ -390,7 +401,8 @@ def record_failure(host: Host, error: str) -> None:
         for name, value in failed.items():
             setattr(host, name, value)
     else:
-        Host.objects.filter(pk=host.pk).update(last_poll_at=now)
+        Host.objects.filter(pk=host.pk).update(last_poll_at=now, polling_since=None)
+        host.polling_since = None
         host.refresh_from_db(fields=["state", "last_error"])
 
 
@@ -398,11 +410,20 @@ def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = No
     """Poll hosts concurrently in this process (no Celery), ending by `deadline` (default
     ALPHA_POLL_ROUND_TIMEOUT from now) whatever the hosts do. Returns hosts per resulting state.
 
-    The hosts polled longest ago go first, so that one a short round did not reach is polled
-    early in the next."""
+    Hosts whose last poll failed go first, then the hosts polled longest ago (so that one a
+    short round did not reach is polled early in the next). A host that did not answer is
+    likely to wait out its timeout again: started first, it waits while the others are polled.
+    Ordered by last_poll_at alone, it came last (a failed poll records its time at its end,
+    after the timeout), and every round lasted its work plus that timeout."""
     deadline = deadline or round_deadline()
     hosts = Host.objects.enabled() if host_ids is None else Host.objects.filter(pk__in=host_ids)
-    ids = list(hosts.order_by(F("last_poll_at").asc(nulls_first=True), "pk").values_list("pk", flat=True))
+    ids = list(
+        hosts.order_by(
+            Case(When(consecutive_failures__gt=0, then=Value(0)), default=Value(1)),
+            F("last_poll_at").asc(nulls_first=True),
+            "pk",
+        ).values_list("pk", flat=True)
+    )
     states: dict[str, int] = {}
     with fewer_collections(), polling_threads(len(ids)) as pool:
         for state in pool.map(lambda pk: poll_guarded(pk, deadline), ids):
@@ -438,17 +459,15 @@ def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
 
 @contextlib.contextmanager
 def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
-    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection and one HTTP session
-    for all its hosts (a new PostgreSQL connection per host cost the database more CPU than the
-    host's rows), all closed when the pool is done."""
+    """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection for all its hosts
+    (a new PostgreSQL connection per host cost the database more CPU than the host's rows), all
+    closed when the pool is done. Each poll closes its own HTTP connections (fetching.hang_up)."""
     adopted: list[BaseDatabaseWrapper] = []
-    sessions: list[requests.Session] = []
 
     def adopt() -> None:
         wrapper = connections[DEFAULT_DB_ALIAS]
         wrapper.inc_thread_sharing()  # so that this thread may close it below
         adopted.append(wrapper)
-        sessions.append(session())
 
     workers = max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
     try:
@@ -458,8 +477,6 @@ def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
         for wrapper in adopted:
             wrapper.close()
             wrapper.dec_thread_sharing()
-        for each in sessions:
-            each.close()
 
 
 def refresh_day(
