@@ -27,14 +27,16 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def agent_env(data_dir: str, database_url: str | None = None, **extra: str) -> dict:
-    """Environment for manage.py: development settings, the agent's role (as deploy/alpha-agent.service
-    runs it: the central apps are not imported, which is ~12 MB of peak RSS), a private data dir,
-    days in UTC (the generated logs are in UTC), and SQLite unless a DATABASE_URL is given."""
+    """Environment for manage.py: production settings (DEBUG off: no query log growing with every
+    statement) with a throwaway SECRET_KEY, the agent's role (as deploy/alpha-agent.service runs
+    it: the central apps are not imported, which is ~12 MB of peak RSS), a private data dir, days
+    in UTC (the generated logs are in UTC), and SQLite unless a DATABASE_URL is given."""
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.update(
-        DEBUG="1", ALPHA_ROLE="agent", ALPHA_DATA_DIR=data_dir, TIME_ZONE="UTC", ALPHA_HOST_NAME="bench-host"
-    )
+        DEBUG="0", SECRET_KEY=env.get("SECRET_KEY") or secrets.token_urlsafe(32), ALPHA_ROLE="agent",
+        ALPHA_DATA_DIR=data_dir, TIME_ZONE="UTC", ALPHA_HOST_NAME="bench-host",
+    )  # fmt: skip
     if database_url:
         env["DATABASE_URL"] = database_url
     env.update(extra)

@@ -19,7 +19,17 @@ from django.contrib.auth.models import User
 from django.test import LiveServerTestCase, override_settings
 from django.utils import timezone
 
-from inventory_app.models import DOWN, NEVER_POLLED, OK, STALE, Host, HostDay, HostLogin, HostSource
+from inventory_app.models import (
+    DOWN,
+    NEVER_POLLED,
+    OK,
+    STALE,
+    FleetAddress,
+    Host,
+    HostDay,
+    HostLogin,
+    HostSource,
+)
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -170,12 +180,16 @@ def add_logins_and_alert(hosts: dict[str, Host], today: date) -> None:
 
 
 def add_source(host: Host, day: date, ip: str, sessions: int, failed: int, accepted: int, users=None) -> None:
+    """A host's source of the day (replaced if there is one), followed by the fleet's row of it
+    as polling follows it."""
     seen = timezone.make_aware(datetime.combine(day, time(10)))
+    old = HostSource.objects.rollup_rows(host.pk, day).get(ip)
     HostSource.objects.update_or_create(
         host=host, day=day, ip=ip,
         defaults={"sessions": sessions, "failed_attempts": failed, "accepted": accepted,
                   "users": users or ["root"], "first_seen": seen, "last_seen": seen + timedelta(hours=2)},
     )  # fmt: skip
+    FleetAddress.objects.change(host.pk, [(day, old, HostSource.objects.rollup_rows(host.pk, day)[ip])])
 
 
 # Hashing a password the fast way: the tests log in through the form once each.
