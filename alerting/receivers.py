@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+
+def database_down_returned(receiver):
+    """The poller sends its signals with send_robust, which logs a receiver's exception with a
+    traceback. The database being down is expected there (the poller says so in one line and
+    tries again), so that failure is the receiver's result instead, which the poller reports."""
+
+    @functools.wraps(receiver)
+    def guarded(*args, **kwargs):
+        try:
+            return receiver(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            return exc
+
+    return guarded
 
 
 def after_migrate(sender, using: str, apps=None, verbosity: int = 1, **kwargs) -> None:
@@ -24,6 +42,7 @@ def after_migrate(sender, using: str, apps=None, verbosity: int = 1, **kwargs) -
         print(f"Created the alert rules {', '.join(str(r) for r in created)}.")
 
 
+@database_down_returned
 def evaluate_and_deliver(sender, stdout=None, **kwargs) -> None:
     """poll_hosts finished a round (also its --once round): evaluate, then one attempt for every
     due delivery, before the command goes on (or exits)."""
@@ -38,6 +57,7 @@ def evaluate_and_deliver(sender, stdout=None, **kwargs) -> None:
         )
 
 
+@database_down_returned
 def deliver_retries(sender, **kwargs) -> None:
     """poll_hosts is waiting for its next round: deliveries whose retry time came are tried."""
     from . import delivery

@@ -15,10 +15,17 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, Exists, F, Q, Value, When
 from django.db.models.functions import Coalesce
@@ -80,23 +87,51 @@ def poll_budget(parent: Deadline | None) -> Deadline:
 # --- Polling ------------------------------------------------------------------------------------
 
 
-def claim(host_id: int) -> bool:
+# The database failing under a poll (stopped, restarted, unreachable): not the host's fault.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+# Claims this process made and could not release because the database failed during the poll.
+# Left in the database, each would keep its host unpolled for ALPHA_POLL_LEASE after the database
+# came back; they are released by this process's next poll instead.
+unreleased: dict[int, datetime] = {}
+unreleased_lock = threading.Lock()
+
+
+def claim(host_id: int) -> datetime | None:
     """Mark the host as being polled, unless another poll holds it: a conditional UPDATE, so
-    overlapping rounds and workers on several machines never poll one host twice at once."""
+    overlapping rounds and workers on several machines never poll one host twice at once.
+    Returns the claim's time (what release() needs), None if another poll holds the host."""
+    release_unreleased()
     now = timezone.now()
     lease = timedelta(seconds=settings.ALPHA_POLL_LEASE)
     free = Q(polling_since__isnull=True) | Q(polling_since__lt=now - lease)
-    return Host.objects.filter(pk=host_id).filter(free).update(polling_since=now) == 1
+    return now if Host.objects.filter(pk=host_id).filter(free).update(polling_since=now) == 1 else None
 
 
-def release(host_id: int) -> None:
-    Host.objects.filter(pk=host_id).update(polling_since=None)
+def release(host_id: int, claimed: datetime) -> None:
+    """End this poll's claim (and only it: past its lease, another poll may hold the host)."""
+    try:
+        Host.objects.filter(pk=host_id, polling_since=claimed).update(polling_since=None)
+    except DATABASE_DOWN:
+        with unreleased_lock:
+            unreleased[host_id] = claimed
+        raise
+
+
+def release_unreleased() -> None:
+    # Each dropped only once released: if the database still fails, the rest wait for next time.
+    for host_id, claimed in list(unreleased.items()):
+        Host.objects.filter(pk=host_id, polling_since=claimed).update(polling_since=None)
+        with unreleased_lock:
+            if unreleased.get(host_id) == claimed:
+                del unreleased[host_id]
 
 
 def poll_host(host_id: int, within: Deadline | None = None) -> str:
     """Poll one host if no other poll holds it, within its budget (and `within`, the round's
     end). Returns its state afterwards ("" if skipped)."""
-    if not claim(host_id):
+    claimed = claim(host_id)
+    if claimed is None:
         return ""
     host = None
     try:
@@ -111,7 +146,7 @@ def poll_host(host_id: int, within: Deadline | None = None) -> str:
         hang_up()
         # record_success() and record_failure() release the host in their own UPDATE.
         if host is None or host.polling_since is not None:
-            release(host_id)
+            release(host_id, claimed)
 
 
 @contextlib.contextmanager
@@ -126,8 +161,8 @@ def agent_errors(host: Host) -> Iterator[None]:
         Host.objects.filter(pk=host.pk).update(last_poll_at=timezone.now())
     except PollError as exc:
         record_failure(host, str(exc))
-    except Stopped:
-        raise
+    except (Stopped, *DATABASE_DOWN):
+        raise  # the database failing is not the host's fault: nothing recorded on it
     except Exception:
         logger.exception("Polling %s failed unexpectedly", host.name)
         record_failure(host, "Polling failed unexpectedly; see the central server's log.")
@@ -451,6 +486,11 @@ def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
     connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
     try:
         return (poll or poll_host)(host_id, deadline)
+    except DATABASE_DOWN as exc:
+        # A known condition (the round after it says so too), in one line, not a traceback.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("Polling host %s stopped, the database failed: %s", host_id, reason[:200])
+        return "error"
     except Exception:
         # One host's trouble (even the database refusing its status) never ends the round.
         logger.exception("Polling host %s failed", host_id)
@@ -493,7 +533,8 @@ def refresh_day(
     errors: dict[int, str] = {}
 
     def refresh(host_id: int, within: Deadline) -> str:
-        if not claim(host_id):
+        claimed = claim(host_id)
+        if claimed is None:
             errors[host_id] = "Being polled right now: its stored counts are shown."
             return ""
         try:
@@ -519,7 +560,7 @@ def refresh_day(
             return STOPPED
         finally:
             hang_up()
-            release(host_id)
+            release(host_id, claimed)
 
     ids = list(hosts.values_list("pk", flat=True))
     if ids:

@@ -70,6 +70,8 @@ class CeleryWorkerTests(CeleryProcessesTestCase):
         self.wait_for(lambda: Host.objects.get(pk=host.pk).state == OK, "poll of the host", 60)
         polled_at = Host.objects.get(pk=host.pk).last_poll_at
         self.wait_for(lambda: receiver.received, "webhook delivery", 30)
+        # The receiver holds the request before the worker has its answer and records it.
+        self.wait_for(lambda: Delivery.objects.filter(state=SENT).exists(), "delivery recorded as sent", 10)
         # The evaluation ran after the round (its countdown), in the worker: one alert, sent.
         alert = Alert.objects.get()
         self.assertEqual((alert.key, alert.host_list()), ("203.0.113.9", ["web1"]))

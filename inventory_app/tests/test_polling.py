@@ -199,11 +199,24 @@ class PollingLiveAgentTests(LiveServerTestCase):
         self.assertFalse(HostDay.objects.exists())
 
     def test_it_never_polls_a_host_twice_at_once(self):
-        self.assertTrue(polling.claim(self.host.pk))
+        claimed = polling.claim(self.host.pk)
+        self.assertIsNotNone(claimed)
         self.assertEqual(polling.poll_host(self.host.pk), "")  # skipped: claimed elsewhere
         self.assertFalse(HostDay.objects.exists())
-        polling.release(self.host.pk)
+        polling.release(self.host.pk, claimed)
         self.assertEqual(polling.poll_host(self.host.pk), OK)
+
+    def test_it_releases_only_its_own_claim(self):
+        # A poll that outlived its lease: another poll claimed the host since, and keeps it.
+        stale = timezone.now() - timedelta(hours=1)
+        Host.objects.filter(pk=self.host.pk).update(polling_since=stale)
+        newer = polling.claim(self.host.pk)
+        self.assertIsNotNone(newer)
+        polling.release(self.host.pk, stale)
+        self.assertEqual(Host.objects.get(pk=self.host.pk).polling_since, newer)
+        self.assertEqual(polling.poll_host(self.host.pk), "")
+        polling.release(self.host.pk, newer)
+        self.assertIsNone(Host.objects.get(pk=self.host.pk).polling_since)
 
 
 @override_settings(

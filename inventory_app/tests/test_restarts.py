@@ -25,7 +25,7 @@ from collector.tests.helpers import ROOT, database_url, free_port
 from inventory_app.models import OK, Host
 from inventory_app.schedule import ensure_poll_schedule
 
-from .agents import ScriptedAgent, SlowAgent
+from .agents import SlowAgent
 from .servers import TempPostgres, TempRedis, Unavailable, wait_for_port
 
 TOKEN = "restart-token-0123456789"
@@ -100,7 +100,12 @@ def wait_until(testcase, condition, what: str, seconds: float, processes: Proces
                         f"{name} exited ({process.returncode}) waiting for {what}:\n{processes.output(name)[-3000:]}"
                     )
         time.sleep(0.2)
-    testcase.fail(f"no {what} within {seconds:.0f} s")
+    output = (
+        "".join(f"\n--- {name}:\n{processes.output(name)[-1500:]}" for name in processes.running)
+        if processes
+        else ""
+    )
+    testcase.fail(f"no {what} within {seconds:.0f} s{output}")
 
 
 class PostgresRestartTests(SimpleTestCase):
@@ -121,7 +126,8 @@ class PostgresRestartTests(SimpleTestCase):
         self.processes.run("migrate", "--verbosity", "0")
         token_file = self.processes.folder / "token"
         token_file.write_text(TOKEN)
-        self.agent = ScriptedAgent(self)
+        # Its health check takes a while, so that the database can be stopped with a poll in flight.
+        self.agent = SlowAgent(self, delay=1.5)
         self.processes.run("add_host", "web1", self.agent.url, "--token-file", str(token_file))
         self.processes.env["DJANGO_SUPERUSER_PASSWORD"] = "restart-password-1"
         self.processes.run("createsuperuser", "--noinput", "--username", "admin", "--email", "a@localhost")
@@ -152,8 +158,12 @@ class PostgresRestartTests(SimpleTestCase):
         wait_until(self, self.last_poll, "first poll", 30, self.processes)
         self.assertEqual(self.get_hosts(port), [200] * 6)  # both workers hold a connection now
 
+        # Stopped with a poll in flight: the host is claimed (polling_since) and its poll cannot
+        # write its result or release the claim. Left claimed, the host would go unpolled for
+        # ALPHA_POLL_LEASE (10 minutes) after the database came back.
+        wait_until(self, lambda: self.agent.under_way > 0, "a poll in flight", 30, self.processes)
         self.pg.stop()
-        time.sleep(3)  # rounds fail meanwhile
+        time.sleep(3)  # the poll in flight fails, then rounds fail meanwhile
         self.pg.start()
         restarted = datetime.now(UTC)
 
