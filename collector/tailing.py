@@ -19,7 +19,10 @@ from typing import BinaryIO
 
 from .parsing import MAX_LINE_LENGTH
 
-CHUNK_SIZE = 4 * 1024 * 1024
+# Read (and committed) at most this much at a time. On a 1M-line backlog, 2 MB chunks peaked at
+# 83-85 MB of RSS against 100-108 MB with 4 MB, in the same time within the machine's noise
+# (11.5-14.1 s against 11.7-15.1 s, SQLite).
+CHUNK_SIZE = 2 * 1024 * 1024
 FINGERPRINT_SIZE = 1024
 GZIP_MAGIC = b"\x1f\x8b"
 # A "line" without a newline this long is cut and counted as malformed, so one endless line
