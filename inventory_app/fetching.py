@@ -447,7 +447,7 @@ def reason(exc: BaseException) -> str:
     elif isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None):
         text = str(exc.reason).replace("_", " ").lower()
     else:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         # urllib3 prefixes its messages with the connection object's repr.
         if ">: " in text:
             text = text.split(">: ", 1)[1]
@@ -462,3 +462,9 @@ def status_sentence(code: int) -> str:
     if code == 503:
         return "The agent has no token configured (HTTP 503): set ALPHA_AGENT_TOKEN on the host."
     return f"The agent answered HTTP {code}."
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (its first), or its type's name if it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

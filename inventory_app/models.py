@@ -358,7 +358,7 @@ class FleetAddressQuerySet(models.QuerySet):
         hosts' rows (when a day is replaced with its addresses kept), one query per chunk."""
         times = []
         for day, rows in lost.items():
-            ids = dict((ip, pk) for pk, ip in rows)
+            ids = {ip: pk for pk, ip in rows}
             ips = list(ids)
             for start in range(0, len(ips), KEY_CHUNK):
                 found = (
@@ -433,49 +433,44 @@ class FleetAddressQuerySet(models.QuerySet):
             return stored
 
     def _write_details(self, updates: list[tuple]) -> None:
-        if not updates:
-            return
-        connection = connections[self.db]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        moment = moment_adapter(connection)
-        rows = [
-            (pk, host_bits, json.dumps(users), moment(first), moment(last))
-            for pk, host_bits, users, first, last in updates
-        ]  # fmt: skip
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"UPDATE {table} AS f SET host_bits = u.host_bits, users = u.users::jsonb, "
-                    "first_seen = u.first_seen, last_seen = u.last_seen FROM unnest(%s::bigint[], "
-                    "%s::bytea[], %s::text[], %s::timestamptz[], %s::timestamptz[]) "
-                    "AS u(id, host_bits, users, first_seen, last_seen) WHERE f.id = u.id",
-                    [list(column) for column in zip(*rows)],
-                )
-            else:
-                cursor.executemany(
-                    f"UPDATE {table} SET host_bits = %s, users = %s, first_seen = %s, last_seen = %s WHERE id = %s",
-                    [(*row[1:], row[0]) for row in rows],
-                )
+        moment = moment_adapter(connections[self.db])
+        self._update_by_id(
+            {"host_bits": "bytea", "users": "jsonb", "first_seen": "timestamptz", "last_seen": "timestamptz"},
+            [
+                (pk, bits, json.dumps(users), moment(first), moment(last))
+                for pk, bits, users, first, last in updates
+            ],
+        )
 
     def _write_times(self, times: list[tuple]) -> None:
-        if not times:
+        moment = moment_adapter(connections[self.db])
+        self._update_by_id(
+            {"first_seen": "timestamptz", "last_seen": "timestamptz"},
+            [(pk, moment(first), moment(last)) for pk, first, last in times],
+        )
+
+    def _update_by_id(self, columns: dict[str, str], rows: list[tuple]) -> None:
+        """Set `columns` (name: PostgreSQL type; jsonb travels as text) of the rows given as
+        (id, *values): one statement on PostgreSQL, one executemany on SQLite."""
+        if not rows:
             return
         connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
-        moment = moment_adapter(connection)
-        rows = [(pk, moment(first), moment(last)) for pk, first, last in times]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
+                arrays = ", ".join(
+                    f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in columns.values()
+                )
+                assigned = ", ".join(f"{name} = u.{name}::{kind}" for name, kind in columns.items())
                 cursor.execute(
-                    f"UPDATE {table} AS f SET first_seen = u.first_seen, last_seen = u.last_seen FROM "
-                    "unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(id, first_seen, last_seen) "
-                    "WHERE f.id = u.id",
+                    f"UPDATE {table} AS f SET {assigned} FROM unnest(%s::bigint[], {arrays}) "
+                    f"AS u(id, {', '.join(columns)}) WHERE f.id = u.id",
                     [list(column) for column in zip(*rows)],
                 )
             else:
+                assigned = ", ".join(f"{name} = %s" for name in columns)
                 cursor.executemany(
-                    f"UPDATE {table} SET first_seen = %s, last_seen = %s WHERE id = %s",
-                    [(*row[1:], row[0]) for row in rows],
+                    f"UPDATE {table} SET {assigned} WHERE id = %s", [(*row[1:], row[0]) for row in rows]
                 )
 
     def remove_host(self, host_id: int, days: list[date] | None = None) -> None:

@@ -34,7 +34,7 @@ from django.utils import timezone
 from collector.contract import COUNT_NAMES, MAX_PAGE_ROWS
 
 from . import answers, identity
-from .fetching import Agent, Deadline, PollError, Stopped, hang_up
+from .fetching import Agent, Deadline, PollError, Stopped, first_line, hang_up
 from .identity import Duplicate
 from .models import (
     DOWN,
@@ -488,8 +488,7 @@ def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
         return (poll or poll_host)(host_id, deadline)
     except DATABASE_DOWN as exc:
         # A known condition (the round after it says so too), in one line, not a traceback.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.warning("Polling host %s stopped, the database failed: %s", host_id, reason[:200])
+        logger.warning("Polling host %s stopped, the database failed: %s", host_id, first_line(exc)[:200])
         return "error"
     except Exception:
         # One host's trouble (even the database refusing its status) never ends the round.

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from collector.agent import PRUNE_EVERY
 from collector.retention import prune
+from inventory_app.fetching import first_line
 from inventory_app.polling import poll_round, round_deadline
 from inventory_app.signals import poller_waiting, round_finished
 
@@ -70,8 +71,7 @@ class Command(BaseCommand):
         try:
             states = poll_round(deadline=self.round)
         except DatabaseError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.stderr.write(f"Polling round skipped, the database failed: {reason[:200]}")
+            self.stderr.write(f"Polling round skipped, the database failed: {first_line(exc)[:200]}")
             for connection in connections.all():
                 connection.close()
             self.wait(RETRY_SECONDS)
@@ -88,9 +88,8 @@ class Command(BaseCommand):
         """Tell the apps that build on polling (alerting); their trouble never stops the poller."""
         for receiver, result in signal.send_robust(sender=self.__class__, stdout=self.stdout):
             if isinstance(result, Exception):
-                reason = str(result).strip().splitlines()[0] if str(result).strip() else type(result).__name__
                 self.stderr.write(
-                    f"{getattr(receiver, '__name__', receiver)} failed after the round: {reason[:200]}"
+                    f"{getattr(receiver, '__name__', receiver)} failed after the round: {first_line(result)[:200]}"
                 )
             close_old_connections()
 
