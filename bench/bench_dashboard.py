@@ -177,9 +177,14 @@ def seed(args, today: date) -> dict:
                       flush=True)  # fmt: skip
     # The fleet's sums per address and day, which polling keeps as it writes each host's day:
     # built here as the migration that introduced them builds them from stored sources.
-    build = importlib.import_module("inventory_app.migrations.0007_fleet_address").build_from_sources
+    # And their totals over every stored day, as their own migration builds them.
     with connection.schema_editor() as schema_editor:
-        build(django_apps, schema_editor)
+        importlib.import_module("inventory_app.migrations.0007_fleet_address").build_from_sources(
+            django_apps, schema_editor
+        )
+        importlib.import_module("inventory_app.migrations.0008_fleet_address_total").build_from_days(
+            django_apps, schema_editor
+        )
     if connection.vendor == "postgresql":
         # What autovacuum does after a bulk insert (PostgreSQL 13+): statistics, and the
         # visibility map that lets COUNT(DISTINCT ip) read the (day, ip) index alone.
@@ -236,6 +241,9 @@ def child(args) -> int:
     since14 = today - timedelta(days=13)
     since90 = today - timedelta(days=min(args.days, 90) - 1)
     r90 = f"?since={since90}&until={today}"
+    # A day short of every stored day: the totals less the day outside (fleet.outside_totals),
+    # as in production, where retention keeps a day more than a 90-day range shows.
+    r89 = f"?since={since90 + timedelta(days=1)}&until={today}"
     busiest = "host0000"
     overview = ["/", "/dashboard/data/connections/", "/dashboard/data/outcomes/"]
     others = [
@@ -250,6 +258,8 @@ def child(args) -> int:
         "/attackers/",
         "/dashboard/data/attackers/",
         "/attackers/" + r90,
+        "/" + r89,
+        "/attackers/" + r89,
     ]
     load = os.getloadavg()[0]
     busy = (
@@ -294,9 +304,18 @@ def child(args) -> int:
     chart = {d["label"]: d["data"] for d in client.get("/dashboard/data/attackers/").json()["datasets"]}
     if chart["Addresses"] != [len(truth[d]["ips"]) for d in window]:
         failures.append("attackers chart: distinct addresses per day differ from the seeded ones")
-    failures += check_attackers(client, since90, today)
+    for since in (since90, since90 + timedelta(days=1)):
+        failures += check_attackers(client, since, today)
+        shown = client.get(f"/?since={since}&until={today}").context["totals"]["distinct_sources"]
+        distinct = len(set().union(*(truth[d]["ips"] for d in days_from(since, today))))
+        if shown != distinct:
+            failures.append(f"overview distinct sources since {since}: {shown} != {distinct}")
     print("RESULT " + json.dumps({"vendor": connection.vendor, "results": results, "failures": failures}))
     return 0
+
+
+def days_from(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=i) for i in range((until - since).days + 1)]
 
 
 def check_attackers(client, since: date, until: date) -> list[str]:
@@ -384,7 +403,9 @@ def main() -> int:
     parser.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL.")
     parser.add_argument("--host-major", action="store_true", help="Write each host's days at once.")
     parser.add_argument("--analyze-sqlite", action="store_true", help="Run ANALYZE on SQLite too.")
-    parser.add_argument("--keep", action="store_true", help="Keep the SQLite temp dir.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the SQLite temp dir and the PostgreSQL database."
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -413,7 +434,10 @@ def main() -> int:
             try:
                 results.append(run_backend(args, "PostgreSQL", url, tmp))
             finally:
-                drop_postgres(url)
+                if not args.keep:
+                    drop_postgres(url)
+                else:
+                    print(f"  kept {url}")
                 shutil.rmtree(tmp, ignore_errors=True)
     for result in results:
         if result is None:

@@ -271,11 +271,7 @@ def attackers(request: HttpRequest) -> HttpResponse:
         number = 1
     offset = (number - 1) * ATTACKERS_PER_PAGE
     # One row more than a page says whether there is a next page, without counting them all.
-    rows = list(
-        fleet.addresses(since, until).order_by("-flagged", "-failed_attempts", "ip")[
-            offset : offset + ATTACKERS_PER_PAGE + 1
-        ]
-    )
+    rows = fleet.ranked_addresses(since, until, offset, offset + ATTACKERS_PER_PAGE + 1)
     rows = fleet.add_seen(since, until, rows[:ATTACKERS_PER_PAGE]) + rows[ATTACKERS_PER_PAGE:]
     data = query_string(since=since, until=until)
     context = range_context(

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
 from . import rollup
-from .models import STATES, FleetAddress, Host, HostDay, HostLogin, HostSource
+from .models import STATES, FleetAddress, FleetAddressTotal, Host, HostDay, HostLogin, HostSource
 
 # A source's user names as shown in a table cell: the rest are counted, not listed.
 MAX_USERS_SHOWN = 8
@@ -43,6 +43,10 @@ FLAGGED_MEANING = (
     "(on the same host or another)."
 )
 
+
+# A range read from the totals over every stored day (FleetAddressTotal), less the stored days
+# outside it, when those are at most this share of the range's days; else from its days' rows.
+OUTSIDE_SHARE = 1 / 8
 
 # A host's day whose sources are not all stored here: pruned by retention (here, or on its agent
 # before it was polled), or only its counts fetched (a live refresh). A distinct count over the
@@ -82,6 +86,62 @@ def distinct_addresses(sources: QuerySet[HostSource] | QuerySet[FleetAddress]) -
     # COUNT over SELECT DISTINCT, not COUNT(DISTINCT): PostgreSQL hashes the one and sorts the
     # other (twice to three times slower here on 250,000 rows); the (day, ip) indexes answer it.
     return sources.addresses().values("ip").distinct().count()
+
+
+def fleet_distinct_addresses(since: date, until: date) -> int:
+    """distinct_addresses() of the fleet's rows of the range; from the totals over every stored
+    day where the range holds nearly all of them (reads_totals). Two queries."""
+    if not reads_totals(since, until):
+        return distinct_addresses(fleet_addresses_in(since, until))
+    # An address counts where its connections over the range sum above zero (as on one day).
+    sql, params = totals_over(since, until)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) r WHERE r.is_address AND r.sessions > 0", params)
+        return cursor.fetchone()[0]
+
+
+def reads_totals(since: date, until: date) -> bool:
+    """Whether the range is best read from the totals over every stored day less the stored days
+    outside it (totals_over): when those days are few, at most OUTSIDE_SHARE of the range's.
+    Either way is exact: this only chooses the cheaper. One query."""
+    first, last = stored_days()
+    if first is None:
+        return True
+    outside_days = max(0, (since - first).days) + max(0, (last - until).days)
+    return outside_days <= ((until - since).days + 1) * OUTSIDE_SHARE
+
+
+def totals_over(since: date, until: date) -> tuple[str, list]:
+    """SQL for every address's sums over the range (ip, is_address, host_days, sessions,
+    failed_attempts, accepted), as the totals over every stored day less the stored days outside
+    the range, joined in the database (an address with no host day left was not seen in it),
+    and its parameters. A few outside days are a few thousand rows to subtract, against a
+    hundred thousand per stored day for the range's own."""
+    quote = connection.ops.quote_name
+    totals, days = quote(FleetAddressTotal._meta.db_table), quote(FleetAddress._meta.db_table)
+    sums = FleetAddressTotal.SUMS_FROM_DAYS
+    less = ", ".join(f"t.{quote(total)} - COALESCE(o.{quote(total)}, 0) AS {quote(total)}" for total in sums)
+    outside = ", ".join(f"SUM({quote(day)}) AS {quote(total)}" for total, day in sums.items())
+    day = quote("day")
+    sql = (
+        f"SELECT t.{quote('ip')} AS ip, t.{quote('is_address')} AS is_address, {less} FROM {totals} t "
+        f"LEFT JOIN (SELECT {quote('ip')}, {outside} FROM {days} WHERE {day} < %s OR {day} > %s "
+        f"GROUP BY {quote('ip')}) o ON o.{quote('ip')} = t.{quote('ip')}"
+    )
+    adapt = connection.ops.adapt_datefield_value
+    return sql, [adapt(since), adapt(until)]
+
+
+def stored_days() -> tuple[date | None, date | None]:
+    """The first and last day the fleet's rows hold: one query, each an end of the (day, ip)
+    index (SQLite scans the whole table for MIN and MAX asked in one SELECT)."""
+    table = connection.ops.quote_name(FleetAddress._meta.db_table)
+    day = connection.ops.quote_name("day")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT MIN({day}) FROM {table}), (SELECT MAX({day}) FROM {table})")
+        first, last = cursor.fetchone()
+    convert = DateField().to_python  # SQLite returns text
+    return convert(first), convert(last)
 
 
 def distinct_addresses_per_day(since: date, until: date) -> dict[date, int]:
@@ -186,7 +246,9 @@ def range_totals(since: date, until: date, host: Host | None = None) -> dict:
         missing=Count("pk", filter=MISSING_SOURCES),
         **{name: Coalesce(Sum(name), _ZERO) for name in TALLIED},
     )
-    totals["distinct_sources"] = distinct_addresses(sources)
+    totals["distinct_sources"] = (
+        distinct_addresses(sources) if host is not None else fleet_distinct_addresses(since, until)
+    )
     totals["distinct_sources_lower_bound"] = totals.pop("missing") > 0
     return totals
 
@@ -242,28 +304,52 @@ def addresses(since: date, until: date) -> QuerySet:
     )
 
 
+def ranked_addresses(since: date, until: date, start: int, stop: int) -> list[dict]:
+    """Rows start:stop of addresses() in the attackers page's order: the flagged first, then by
+    failed attempts, then by address. From the totals over every stored day where the range
+    holds nearly all of them (reads_totals): a row per address rather than per address and day.
+    Two queries."""
+    if not reads_totals(since, until):
+        return list(addresses(since, until).order_by("-flagged", "-failed_attempts", "ip")[start:stop])
+    sql, params = totals_over(since, until)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.ip, r.sessions, r.failed_attempts, r.accepted FROM ({sql}) r WHERE r.host_days > 0 "
+            "ORDER BY (r.accepted > 0 AND r.failed_attempts > 0) DESC, r.failed_attempts DESC, r.ip "
+            "LIMIT %s OFFSET %s",
+            [*params, stop - start, start],
+        )
+        names = ("ip", *ADDRESS_COUNT_NAMES)
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    for row in rows:
+        row["flagged"] = row["accepted"] > 0 and row["failed_attempts"] > 0
+    return rows
+
+
 def add_seen(since: date, until: date, rows: list[dict]) -> list[dict]:
     """Give each row of a page of addresses (from addresses()) the hosts that saw it over the
     days (each once), when it was first and last seen, and the user names it tried (sorted, at
-    most MAX_USERS_SHOWN, and how many more): one query for the page, the fleet's rows of those
-    addresses (one a day each, whatever the number of hosts)."""
-    seen: dict[str, dict] = {row["ip"]: {"bits": [], "users": set(), "first": [], "last": []} for row in rows}
-    days = fleet_addresses_in(since, until).filter(ip__in=list(seen))
-    for ip, host_bits, users, first, last in days.values_list(
-        "ip", "host_bits", "users", "first_seen", "last_seen"
-    ):
+    most MAX_USERS_SHOWN, and how many more): two queries for the page, over the fleet's rows
+    of those addresses (one a day each, whatever the number of hosts)."""
+    seen: dict[str, dict] = {row["ip"]: {"bits": [], "users": set()} for row in rows}
+    if not seen:
+        return rows
+    # Each (day, address) looked up in the (day, ip) index, not the range's every row scanned.
+    days = FleetAddress.objects.filter(day__in=days_between(since, until), ip__in=list(seen))
+    for ip, host_bits, users in days.values_list("ip", "host_bits", "users"):
         found = seen[ip]
         found["bits"].append(host_bits)
         found["users"].update(users or ())
-        found["first"] += [first] if first else []
-        found["last"] += [last] if last else []
+    times = days.values("ip").annotate(first=Min("first_seen"), last=Max("last_seen"))
+    for row in times.values_list("ip", "first", "last"):
+        seen[row[0]].update(first=row[1], last=row[2])
     for row in rows:
         found = seen[row["ip"]]
         names = sorted(found["users"])
         row.update(
             hosts=rollup.hosts_in(found["bits"]),
-            first_seen=min(found["first"], default=None),
-            last_seen=max(found["last"], default=None),
+            first_seen=found.get("first"),
+            last_seen=found.get("last"),
             users=names[:MAX_USERS_SHOWN],
             more_users=len(names) - min(len(names), MAX_USERS_SHOWN),
         )

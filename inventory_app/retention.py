@@ -14,7 +14,7 @@ def prune_central(sender, before: date, **kwargs) -> dict[str, int]:
     with transaction.atomic():
         sources = HostSource.objects.filter(day__lt=before).delete()[0]
         # Every host's sources of those days are gone, and so are the fleet's sums of them.
-        FleetAddress.objects.filter(day__lt=before).delete()
+        FleetAddress.objects.remove_days(before)
         # The days say their sources are gone: a distinct count over them is a lower bound now.
         HostDay.objects.filter(day__lt=before).exclude(stored_sources=0).update(stored_sources=0)
         users = HostDay.objects.filter(day__lt=before).exclude(top_users=[]).update(top_users=[])

@@ -464,9 +464,9 @@ class DashboardTests(TestCase):
         self.assertEqual(Host.objects.count(), 20)
         with20 = [self.queries_of(url, params) for url, params in urls]
         self.assertEqual(with2, with20)
-        # Session and user, then: the overview's totals, distinct sources, states, the host count,
-        # a page of hosts and their trends.
-        with self.assertNumQueries(8):
+        # Session and user, then: the overview's totals, the fleet's stored days, distinct
+        # sources, states, the host count, a page of hosts and their trends.
+        with self.assertNumQueries(9):
             self.client.get("/", RANGE)
         # Session and user, then the busiest hosts' series and the per-day totals.
         with self.assertNumQueries(4):
@@ -476,8 +476,9 @@ class DashboardTests(TestCase):
                 self.client.get(url, RANGE)
         # The host page is the dearest: its totals, tables and latest logins.
         self.assertLessEqual(max(with20), 9)
-        # Session and user, then a page of addresses and their hosts, times and user names.
-        with self.assertNumQueries(4):
+        # Session and user, then the fleet's stored days, a page of addresses, their hosts and
+        # user names, their times.
+        with self.assertNumQueries(6):
             self.client.get("/attackers/", RANGE)
 
     def make_hosts(self, count: int) -> None:

@@ -10,6 +10,7 @@ from django.test import TransactionTestCase
 
 BEFORE = [("inventory_app", "0006_logins_and_source_times")]
 AFTER = [("inventory_app", "0007_fleet_address")]
+TOTALS = [("inventory_app", "0008_fleet_address_total")]
 
 
 class FleetAddressMigrationTests(TransactionTestCase):
@@ -57,6 +58,31 @@ class FleetAddressMigrationTests(TransactionTestCase):
                 "192.0.2.2": (True, 1, 3, 4, 0),
             },
         )
+
+    def test_it_totals_the_fleet_rows_of_every_day(self):
+        apps = self.migrate(BEFORE)
+        Host, HostSource = (
+            apps.get_model("inventory_app", "Host"),
+            apps.get_model("inventory_app", "HostSource"),
+        )
+        seen = datetime(2026, 3, 2, 12, tzinfo=UTC)
+        hosts = [
+            Host.objects.create(name=f"web{n}", url=f"http://web{n}:8001", token="t" * 20) for n in range(2)
+        ]
+        for n, host in enumerate(hosts):
+            for day in (date(2026, 3, 2), date(2026, 3, 3 + n)):
+                for ip, is_address in (("203.0.113.1", True), ("UNKNOWN", False)):
+                    HostSource.objects.create(host=host, day=day, ip=ip, is_address=is_address, sessions=n + 1,
+                                              failed_attempts=3, accepted=n, users=["root"], first_seen=seen,
+                                              last_seen=seen)  # fmt: skip
+        apps = self.migrate(TOTALS)
+        totals = {
+            row.ip: (row.is_address, row.host_days, row.sessions, row.failed_attempts, row.accepted)
+            for row in apps.get_model("inventory_app", "FleetAddressTotal").objects.all()
+        }
+        # Each host on two days: four host days, connections 1 + 1 + 2 + 2.
+        expected = (4, 6, 12, 2)
+        self.assertEqual(totals, {"203.0.113.1": (True, *expected), "UNKNOWN": (False, *expected)})
 
 
 def executor_leaf():

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from collector.contract import COUNT_NAMES
 from inventory_app import fleet, identity, models, polling
-from inventory_app.models import FleetAddress, Host, HostSource, normalised_url
+from inventory_app.models import FleetAddress, FleetAddressTotal, Host, HostSource, normalised_url
 from inventory_app.retention import prune_central
 
 from .stored import DAY, make_host
@@ -102,6 +102,18 @@ class FleetAddressMixin:
             stored[(row.day, row.ip)] = (row.hosts, (row.sessions, row.failed_attempts, row.accepted), row.users,
                                          row.first_seen, row.last_seen)  # fmt: skip
         self.assertEqual(stored, expected)
+        # And the totals over every day: each address's rows of the days summed.
+        totals: dict = {}
+        for (_, ip), (hosts, counts, *_) in expected.items():
+            summed = totals.get(ip, (0, 0, 0, 0))
+            totals[ip] = tuple(a + b for a, b in zip(summed, (hosts, *counts)))
+        self.assertEqual(
+            {
+                row.ip: (row.host_days, row.sessions, row.failed_attempts, row.accepted)
+                for row in FleetAddressTotal.objects.all()
+            },
+            totals,
+        )
         return {key: (value[0], *value[1]) for key, value in stored.items()}
 
 
