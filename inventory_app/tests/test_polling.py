@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db.models import F
-from django.test import LiveServerTestCase, TestCase, override_settings
+from django.test import LiveServerTestCase, SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 
 import inventory_app.models as inventory
@@ -54,6 +54,30 @@ from .agents import (
     ALPHA_POLL_CONNECT_TIMEOUT=1.0,
     ALPHA_POLL_HEALTH_TIMEOUT=1.0,
 )
+class RoundOrderTests(SimpleTestCase):
+    def test_it_spreads_the_hosts_that_failed_over_most_of_the_round(self):
+        # 1,000 hosts polled longest ago first, every tenth silent last time.
+        hosts = [(pk, pk % 10 == 0) for pk in range(1, 1001)]
+        order = polling.round_order(hosts)
+        self.assertEqual(sorted(order), list(range(1, 1001)))
+        failed = [i for i, pk in enumerate(order) if pk % 10 == 0]
+        self.assertEqual(order[0], 10)  # the first of them first
+        # Never all at once: at most a share of the concurrency's worth at the start...
+        self.assertLessEqual(sum(i < 64 for i in failed), 64 // 4)
+        # ...and none in the last quarter of the others, where a timeout would end the round.
+        self.assertLess(max(failed), 1000 - 900 // 4)
+        # Each kind keeps its order (longest ago first).
+        self.assertEqual([order[i] for i in failed], list(range(10, 1001, 10)))
+        others = [pk for pk in order if pk % 10]
+        self.assertEqual(others, [pk for pk in range(1, 1001) if pk % 10])
+
+    def test_it_puts_the_hosts_that_failed_first_when_they_are_most_of_the_fleet(self):
+        hosts = [(pk, pk > 2) for pk in range(1, 11)]
+        self.assertEqual(polling.round_order(hosts), [3, 4, 5, 6, 7, 8, 9, 10, 1, 2])
+        self.assertEqual(polling.round_order([(1, False), (2, False)]), [1, 2])
+        self.assertEqual(polling.round_order([]), [])
+
+
 class PollingLiveAgentTests(LiveServerTestCase):
     """The poller against the project's own agent API, served by a live server with real data."""
 
