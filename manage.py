@@ -14,6 +14,11 @@ def main() -> None:
     from django.db import DatabaseError
 
     try:
+        # Django keeps a settings error to itself until a command needs settings, and some
+        # (makemigrations) then fail with "Models aren't loaded yet" and a traceback instead.
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018 - loads the settings module
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:
         # A setting a user can fix: say which, without a traceback.

@@ -39,6 +39,21 @@ class DeployCheckTests(TestCase):
                 self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
                 self.assertIn("System check identified no issues", done.stdout)
 
+    def test_it_says_in_one_line_what_is_missing_whatever_the_command(self):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHA_", "DJANGO_"))}
+        for name in ("SECRET_KEY", "DEBUG", "DATABASE_URL"):
+            environment.pop(name, None)
+        for command in (["check"], ["makemigrations", "--check", "--dry-run"], ["migrate"]):
+            with self.subTest(command[0]):
+                done = subprocess.run(
+                    [sys.executable, str(ROOT / "manage.py"), *command],
+                    env=environment, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+                self.assertEqual(done.returncode, 2, done.stderr)
+                self.assertTrue(done.stderr.startswith("Configuration error: Set SECRET_KEY"), done.stderr)
+                self.assertNotIn("Traceback", done.stderr)
+                self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+
     def test_it_warns_without_https(self):
         # Not a test that cannot fail: the same check does warn when the settings are missing.
         done = check_deploy(**{**PRODUCTION, "ALPHA_HTTPS": "0"}, ALPHA_ROLE="central")
