@@ -48,12 +48,6 @@ from .agents import (
 )
 
 
-@override_settings(
-    ALPHA_AGENT_TOKEN=TOKEN,
-    ALPHA_POLL_READ_TIMEOUT=1.0,
-    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
-    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
-)
 class RoundOrderTests(SimpleTestCase):
     def test_it_spreads_the_hosts_that_failed_over_most_of_the_round(self):
         # 1,000 hosts polled longest ago first, every tenth silent last time.
@@ -78,6 +72,12 @@ class RoundOrderTests(SimpleTestCase):
         self.assertEqual(polling.round_order([]), [])
 
 
+@override_settings(
+    ALPHA_AGENT_TOKEN=TOKEN,
+    ALPHA_POLL_READ_TIMEOUT=1.0,
+    ALPHA_POLL_CONNECT_TIMEOUT=1.0,
+    ALPHA_POLL_HEALTH_TIMEOUT=1.0,
+)
 class PollingLiveAgentTests(LiveServerTestCase):
     """The poller against the project's own agent API, served by a live server with real data."""
 
