@@ -27,7 +27,17 @@ from django.db.models.functions import Coalesce
 from collector.contract import ADDRESS_COUNT_NAMES, COUNT_NAMES, TALLIED, TOP
 
 from . import rollup
-from .models import STATES, FleetAddress, FleetAddressTotal, Host, HostDay, HostLogin, HostSource
+from .models import (
+    STATES,
+    FleetAddress,
+    FleetAddressQuerySet,
+    FleetAddressTotal,
+    FleetAddressTotalQuerySet,
+    Host,
+    HostDay,
+    HostLogin,
+    HostSource,
+)
 
 # A source's user names as shown in a table cell: the rest are counted, not listed.
 MAX_USERS_SHOWN = 8
@@ -119,9 +129,11 @@ def totals_over(since: date, until: date) -> tuple[str, list]:
     hundred thousand per stored day for the range's own."""
     quote = connection.ops.quote_name
     totals, days = quote(FleetAddressTotal._meta.db_table), quote(FleetAddress._meta.db_table)
-    sums = FleetAddressTotal.SUMS_FROM_DAYS
-    less = ", ".join(f"t.{quote(total)} - COALESCE(o.{quote(total)}, 0) AS {quote(total)}" for total in sums)
-    outside = ", ".join(f"SUM({quote(day)}) AS {quote(total)}" for total, day in sums.items())
+    totals_of_days = zip(FleetAddressTotalQuerySet.SUMS, FleetAddressQuerySet.SUMS)
+    less = ", ".join(
+        f"t.{quote(c)} - COALESCE(o.{quote(c)}, 0) AS {quote(c)}" for c in FleetAddressTotalQuerySet.SUMS
+    )
+    outside = ", ".join(f"SUM({quote(day)}) AS {quote(total)}" for total, day in totals_of_days)
     day = quote("day")
     sql = (
         f"SELECT t.{quote('ip')} AS ip, t.{quote('is_address')} AS is_address, {less} FROM {totals} t "
@@ -313,17 +325,15 @@ def ranked_addresses(since: date, until: date, start: int, stop: int) -> list[di
         return list(addresses(since, until).order_by("-flagged", "-failed_attempts", "ip")[start:stop])
     sql, params = totals_over(since, until)
     with connection.cursor() as cursor:
+        # FLAGGED, over the range's sums.
         cursor.execute(
-            f"SELECT r.ip, r.sessions, r.failed_attempts, r.accepted FROM ({sql}) r WHERE r.host_days > 0 "
-            "ORDER BY (r.accepted > 0 AND r.failed_attempts > 0) DESC, r.failed_attempts DESC, r.ip "
+            f"SELECT r.ip, r.sessions, r.failed_attempts, r.accepted, (r.accepted > 0 AND r.failed_attempts > 0) "
+            f"AS flagged FROM ({sql}) r WHERE r.host_days > 0 ORDER BY flagged DESC, r.failed_attempts DESC, r.ip "
             "LIMIT %s OFFSET %s",
             [*params, stop - start, start],
         )
         names = ("ip", *ADDRESS_COUNT_NAMES)
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-    for row in rows:
-        row["flagged"] = row["accepted"] > 0 and row["failed_attempts"] > 0
-    return rows
+        return [{**dict(zip(names, row)), "flagged": bool(row[-1])} for row in cursor.fetchall()]
 
 
 def add_seen(since: date, until: date, rows: list[dict]) -> list[dict]:

@@ -291,6 +291,21 @@ class HostSource(AddressCounts):
         indexes = [models.Index(fields=["day", "ip", "is_address"], name="hostsource_day_ip_address")]
 
 
+def adding_upsert(
+    connection, model, key: tuple[str, ...], sums: tuple[str, ...], rest: tuple[str, ...] = ()
+) -> str:
+    """An INSERT of (*key, is_address, *sums, *rest) that, where a row with that key exists,
+    adds the sums to it instead; `{}` stands for the VALUES or SELECT of the rows."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(c) for c in (*key, "is_address", *sums, *rest))
+    added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in sums)
+    return (
+        f"INSERT INTO {table} ({columns}) {{}} ON CONFLICT ({', '.join(quote(c) for c in key)}) "
+        f"DO UPDATE SET {quote('is_address')} = excluded.{quote('is_address')}, {added}"
+    )
+
+
 class FleetAddressQuerySet(models.QuerySet):
     """The fleet's addresses per day, kept by polling in the transaction that writes a host's
     sources (HostSource), so that fleet views read one row per address and day instead of one
@@ -396,15 +411,8 @@ class FleetAddressQuerySet(models.QuerySet):
 
     def _upsert(self, host_id: int, changes: list[tuple], deltas: list[tuple]) -> dict[tuple, tuple] | None:
         connection = connections[self.db]
-        quote = connection.ops.quote_name
-        table = quote(self.model._meta.db_table)
         detail = ("host_bits", "users", "first_seen", "last_seen")
-        columns = ", ".join(quote(c) for c in ("day", "ip", "is_address", *self.SUMS, *detail))
-        added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in self.SUMS)
-        upsert = (
-            f"INSERT INTO {table} ({columns}) {{}} ON CONFLICT ({quote('day')}, {quote('ip')}) "
-            f"DO UPDATE SET {quote('is_address')} = excluded.{quote('is_address')}, {added}"
-        )
+        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail)
         with connection.cursor() as cursor:
             if connection.vendor != "postgresql":
                 day_value = connection.ops.adapt_datefield_value
@@ -548,6 +556,7 @@ class FleetAddressTotalQuerySet(models.QuerySet):
     detail window) then reads a row per address instead of one per address and day (a fifth as
     many at 1,000 hosts), less the few stored days outside the range (fleet.py)."""
 
+    # FleetAddressQuerySet.SUMS added up, in its order: its hosts become host days.
     SUMS = ("host_days", "sessions", "failed_attempts", "accepted")
 
     def add(self, deltas: list[tuple]) -> None:
@@ -555,21 +564,14 @@ class FleetAddressTotalQuerySet(models.QuerySet):
         upsert locking the rows in address order; a row left with no host day is deleted."""
         by_ip: dict[str, list] = {}
         for _, ip, is_address, *sums in deltas:
-            row = by_ip.setdefault(ip, [is_address, 0, 0, 0, 0])
+            row = by_ip.setdefault(ip, [is_address, *(0 for _ in self.SUMS)])
             for i, value in enumerate(sums, 1):
                 row[i] += value
         rows = sorted((ip, *row) for ip, row in by_ip.items() if any(row[1:]))
         if not rows:
             return
         connection = connections[self.db]
-        quote = connection.ops.quote_name
-        table = quote(self.model._meta.db_table)
-        columns = ", ".join(quote(c) for c in ("ip", "is_address", *self.SUMS))
-        added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in self.SUMS)
-        upsert = (
-            f"INSERT INTO {table} ({columns}) {{}} ON CONFLICT ({quote('ip')}) "
-            f"DO UPDATE SET {quote('is_address')} = excluded.{quote('is_address')}, {added}"
-        )
+        upsert = adding_upsert(connection, self.model, ("ip",), self.SUMS)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
@@ -598,10 +600,6 @@ class FleetAddressTotal(models.Model):
     accepted = models.BigIntegerField(default=0)
 
     objects = FleetAddressTotalQuerySet.as_manager()
-
-    # Each total, and the FleetAddress sum it adds up.
-    SUMS_FROM_DAYS = {"host_days": "hosts", "sessions": "sessions", "failed_attempts": "failed_attempts",
-                      "accepted": "accepted"}  # fmt: skip
 
 
 def forget_deleted_host(sender, instance: Host, **kwargs) -> None:
