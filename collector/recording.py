@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, date, datetime
 
@@ -19,6 +20,7 @@ from .models import (
     LogSource,
     OpenConnection,
     UnknownSample,
+    upsert,
 )
 from .sessions import SESSIONS, Tally, Tracker
 
@@ -87,15 +89,11 @@ class Recorder:
 def add_tally(tally: Tally, source: LogSource | None = None) -> None:
     """Add a batch's deltas to the stored counts. The caller holds the write lock."""
     _add_days(tally.days)
-    _add_keyed(DailySource, "ip", tally.sources, _merge_source, _new_source)
-    _add_keyed(DailyUser, "user", tally.users, _merge_user, _new_user)
-    _add_keyed(
-        DailyEvent,
-        "kind",
-        {k: [v] for k, v in tally.kinds.items()},
-        _merge_event,
-        _new_event,
-    )
+    _add_sources(tally.sources)
+    users = [(day, user, *delta) for (day, user), delta in tally.users.items()]
+    upsert(DailyUser, ("day", "user"), USER_SUMS, users, add=USER_SUMS)
+    events = [(day, kind, count) for (day, kind), count in tally.kinds.items()]
+    upsert(DailyEvent, ("day", "kind"), ("count",), events, add=("count",))
     _add_logins(tally.logins, tally.login_ends)
     if tally.unknown_samples:
         UnknownSample.objects.bulk_create(
@@ -108,6 +106,14 @@ def add_tally(tally: Tally, source: LogSource | None = None) -> None:
             ]
         )
         UnknownSample.objects.exclude(id__in=keep).delete()
+
+
+# A user's counts, in the order of Tally.users' values.
+USER_SUMS = ("sessions", "failed_attempts", "accepted")
+# What a source's row holds besides its key (day, ip), in the order _source_row writes them.
+SOURCE_COLUMNS = ("sessions", "failed_attempts", "accepted", "first_seen", "last_seen", "users",
+                  "first_failed", "last_failed", "first_accepted")  # fmt: skip
+SOURCE_SUMS = SOURCE_COLUMNS[:3]
 
 
 def _add_days(deltas: dict[str, list[int]]) -> None:
@@ -130,38 +136,44 @@ def _add_days(deltas: dict[str, list[int]]) -> None:
     )
 
 
-def _add_keyed(model, key_field: str, deltas: dict, merge, new) -> None:
-    """Upsert rows keyed by (day, key_field): read the existing ones, add, write back."""
+def _add_sources(deltas: dict[tuple[str, str], list]) -> None:
+    """Add the sources' deltas: counts are added in the upsert; times and user names are merged
+    with the stored row's, read first (only the agent writes them: it holds the write lock)."""
     if not deltas:
         return
     by_day: dict[str, list[str]] = {}
-    for day, key in deltas:
-        by_day.setdefault(day, []).append(key)
-    rows = []
-    for day_text, keys in by_day.items():
-        day = date.fromisoformat(day_text)
-        for start in range(0, len(keys), KEY_CHUNK):
-            chunk = keys[start : start + KEY_CHUNK]
-            existing = {
-                getattr(row, key_field): row
-                for row in model.objects.filter(day=day, **{f"{key_field}__in": chunk})
-            }
-            for key in chunk:
-                delta = deltas[(day_text, key)]
-                row = existing.get(key)
-                if row is None:
-                    rows.append(new(day, key, delta))
-                else:
-                    merge(row, delta)
-                    rows.append(row)
-    fields = [f.name for f in model._meta.concrete_fields if f.name not in ("id", "day", key_field)]
-    model.objects.bulk_create(
-        rows,
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["day", key_field],
-        update_fields=fields,
+    for day, ip in deltas:
+        by_day.setdefault(day, []).append(ip)
+    stored: dict[tuple[str, str], tuple] = {}
+    for day, ips in by_day.items():
+        for start in range(0, len(ips), KEY_CHUNK):
+            rows = DailySource.objects.filter(day=day, ip__in=ips[start : start + KEY_CHUNK]).values_list(
+                "ip", *SOURCE_COLUMNS[3:]
+            )
+            stored.update(((day, row[0]), row[1:]) for row in rows)
+    upsert(
+        DailySource,
+        ("day", "ip"),
+        SOURCE_COLUMNS,
+        [_source_row(key, delta, stored.get(key)) for key, delta in deltas.items()],
+        add=SOURCE_SUMS,
     )
+
+
+def _source_row(key: tuple[str, str], delta: list, stored: tuple | None) -> tuple:
+    """The upsert's row for a source's delta (Tally.sources), merged with its stored times and
+    users (first_seen, last_seen, users, first_failed, last_failed, first_accepted) if any."""
+    first, last, users = _when(delta[3]), _when(delta[4]), _capped_users([], delta[5])
+    first_failed, last_failed = _earliest(None, delta[6]), _latest(None, delta[7])
+    first_accepted = _earliest(None, delta[8])
+    if stored is not None:
+        first, last = min(stored[0], first), max(stored[1], last)
+        users = _capped_users(stored[2], delta[5]) if delta[5] else stored[2]
+        first_failed = _earliest(stored[3], delta[6])
+        last_failed = _latest(stored[4], delta[7])
+        first_accepted = _earliest(stored[5], delta[8])
+    return (*key, delta[0], delta[1], delta[2], first, last, json.dumps(users), first_failed, last_failed,
+            first_accepted)  # fmt: skip
 
 
 def _add_logins(logins: list[list], ends: dict[tuple[str, float], float]) -> None:
@@ -193,28 +205,6 @@ def _latest(stored: datetime | None, ts: float | None) -> datetime | None:
     return _when(ts) if stored is None else max(stored, _when(ts))
 
 
-def _merge_source(row: DailySource, delta: list) -> None:
-    row.sessions += delta[0]
-    row.failed_attempts += delta[1]
-    row.accepted += delta[2]
-    row.first_seen = min(row.first_seen, _when(delta[3]))
-    row.last_seen = max(row.last_seen, _when(delta[4]))
-    row.first_failed = _earliest(row.first_failed, delta[6])
-    row.last_failed = _latest(row.last_failed, delta[7])
-    row.first_accepted = _earliest(row.first_accepted, delta[8])
-    if delta[5] and len(row.users) < DailySource.MAX_USERS:
-        row.users = _capped_users(row.users, delta[5])
-
-
-def _new_source(day: date, ip: str, delta: list) -> DailySource:
-    return DailySource(
-        day=day, ip=ip, sessions=delta[0], failed_attempts=delta[1], accepted=delta[2],
-        first_seen=_when(delta[3]), last_seen=_when(delta[4]), users=_capped_users([], delta[5]),
-        first_failed=_earliest(None, delta[6]), last_failed=_latest(None, delta[7]),
-        first_accepted=_earliest(None, delta[8]),
-    )  # fmt: skip
-
-
 def _capped_users(users: list[str], new: set[str]) -> list[str]:
     merged = list(users)
     for user in sorted(new):
@@ -223,27 +213,3 @@ def _capped_users(users: list[str], new: set[str]) -> list[str]:
         if user not in merged:
             merged.append(user)
     return merged
-
-
-def _merge_user(row: DailyUser, delta: list) -> None:
-    row.sessions += delta[0]
-    row.failed_attempts += delta[1]
-    row.accepted += delta[2]
-
-
-def _new_user(day: date, user: str, delta: list) -> DailyUser:
-    return DailyUser(
-        day=day,
-        user=user,
-        sessions=delta[0],
-        failed_attempts=delta[1],
-        accepted=delta[2],
-    )
-
-
-def _merge_event(row: DailyEvent, delta: list) -> None:
-    row.count += delta[0]
-
-
-def _new_event(day: date, kind: str, delta: list) -> DailyEvent:
-    return DailyEvent(day=day, kind=kind, count=delta[0])

@@ -58,6 +58,9 @@ USER_KINDS = frozenset(
     }
 )
 
+# kind -> (phase, whether it ends the connection, whether its user is one who tried to log in).
+KIND_TRAITS = {kind: (phase, kind in ENDING_KINDS, kind in USER_KINDS) for kind, (phase, _) in KINDS.items()}
+
 MAX_USERS_PER_CONNECTION = 8
 MAX_UNKNOWN_SAMPLES = 20
 
@@ -107,7 +110,7 @@ class Conn:
         # When the connection ended (the time of its first ending line), else False.
         self.ended: float | bool = False
         self.role = role  # "conn", "post" or "listener"
-        self.rep: list | None = None
+        self.rep: Event | list | None = None
 
     def flags(self) -> tuple[bool, bool, bool]:
         return (
@@ -115,6 +118,11 @@ class Conn:
             self.invalid,
             not (self.accepted or self.failed or self.invalid),  # pre-auth only (scanner)
         )
+
+    @staticmethod
+    def rep_list(ev: Event) -> list:
+        """What a connection keeps of its last event for a later "message repeated" line."""
+        return [ev.kind, ev.user, ev.source_ip, ev.source_port, ev.method, ev.invalid_user]
 
     def to_list(self) -> list:
         return [
@@ -127,7 +135,7 @@ class Conn:
             self.invalid,
             self.ended,
             self.role,
-            self.rep,
+            self.rep_list(self.rep) if isinstance(self.rep, Event) else self.rep,
             self.name,
             self.login,
         ]
@@ -285,38 +293,27 @@ class Tracker:
             self.last_host = host
         else:
             host = self.last_host
-        key = f"{ev.boot_id}|{host}|{ev.pid}" if ev.pid is not None else None
-        conn = self.conns.get(key) if key else None
-        if conn is not None and abs(ts - conn.last) > IDLE_SECONDS:
-            # Too far apart in time to be the same process (PID reuse, or a backfill of an
-            # older file): forget the old one.
-            self._forget(key)
-            if conn.name is not None and conn.ip is None:
-                self._name_source(conn)
-            conn = None
+        if ev.pid is None:
+            key = conn = None
+        else:
+            key = f"{ev.boot_id}|{host}|{ev.pid}"
+            conn = self.conns.get(key)
+            if conn is not None and abs(ts - conn.last) > IDLE_SECONDS:
+                # Too far apart in time to be the same process (PID reuse, or a backfill of an
+                # older file): forget the old one.
+                self._forget(key)
+                if conn.name is not None and conn.ip is None:
+                    self._name_source(conn)
+                conn = None
 
         kind = ev.kind
         count = ev.count
         if kind == "repeat":
             if conn is None or conn.rep is None:
                 return None
-            r = conn.rep
-            ev = Event(
-                ev.ts,
-                ev.host,
-                ev.program,
-                ev.pid,
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                count,
-                r[5],
-                ev.message,
-                ev.boot_id,
-            )
+            ev = _repeated(conn.rep, ev)
             kind = ev.kind
+        phase, ending, names_user = KIND_TRAITS[kind]
 
         # Arriving after its PID's connection ended but stamped before that end, a line is a copy
         # syslog delivered again (rsyslog/imjournal after a restart). So is one stamped in the
@@ -327,18 +324,18 @@ class Tracker:
             conn is not None
             and conn.ended is not False
             and conn.role == "conn"
-            and (ts < conn.ended or (ts == conn.ended and KINDS[kind][0] == OPEN))
+            and (ts < conn.ended or (ts == conn.ended and phase == OPEN))
         ):
             return None
 
+        kinds = tally.kinds
         kinds_key = (day, kind)
-        tally.kinds[kinds_key] = tally.kinds.get(kinds_key, 0) + count
+        kinds[kinds_key] = kinds.get(kinds_key, 0) + count
         if kind == "unknown":
             hour = int(ts // 3600)
             tally.unknown_hours[hour] = tally.unknown_hours.get(hour, 0) + count
             if len(tally.unknown_samples) < MAX_UNKNOWN_SAMPLES:
                 tally.unknown_samples.append((ts, ev.message))
-        phase = KINDS[kind][0]
         if phase == REFUSED:
             # The listener refused or penalised an address: a source of the day, no connection.
             if ev.source_ip:
@@ -367,21 +364,16 @@ class Tracker:
         if conn.role != "conn":
             return ev
 
-        if kind in ENDING_KINDS and conn.ended is False:
+        if ending and conn.ended is False:
             conn.ended = ts
             if conn.login is not None:
                 tally.login_ends[(key, conn.login)] = ts
                 conn.login = None
-        self._apply(conn, ev, kind, count, ts, key)
+        self._apply(conn, ev, kind, names_user, count, ts, key)
         if kind != "unknown" and kind != "info":
-            conn.rep = [
-                kind,
-                ev.user,
-                ev.source_ip,
-                ev.source_port,
-                ev.method,
-                ev.invalid_user,
-            ]
+            # What a later "message repeated" line repeats (kept as the event itself: a list is
+            # made of it only when the connection is saved, see Conn.to_list).
+            conn.rep = ev
         return ev
 
     def _open(self, key: str, day: str, ts: float) -> Conn:
@@ -391,28 +383,44 @@ class Tracker:
         counts[PREAUTH_ONLY] += 1
         return conn
 
-    def _apply(self, conn: Conn, ev: Event, kind: str, count: int, ts: float, key: str) -> None:
+    def _apply(
+        self, conn: Conn, ev: Event, kind: str, names_user: bool, count: int, ts: float, key: str
+    ) -> None:
         tally = self.tally
         day = conn.day
+        invalid_user = ev.invalid_user
         # Only these change a connection's outcome flags; most lines change none.
-        changes = kind == "failed" or kind == "accepted" or (ev.invalid_user and not conn.invalid)
+        changes = kind == "failed" or kind == "accepted" or (invalid_user and not conn.invalid)
         before = conn.flags() if changes else None
 
-        ip = ev.source_ip
         if ev.source_name and conn.ip is None and conn.name is None:
             conn.name = [ev.source_name[:255], ts]
-        if ip and conn.ip is None:
-            conn.ip = ip = ip[:255]
-            learned = tally.source(day, ip, ts)
-            learned[0] += 1
-            learned[5].update(conn.users)
-        source = tally.source(day, conn.ip, ts) if conn.ip else None
+        # The connection's source of the day: looked up once, as most lines name or have one.
+        sources = tally.sources
+        ip = conn.ip
+        if ip is None:
+            ip = ev.source_ip
+            if ip:
+                conn.ip = ip = ip[:255]
+                source = sources.get((day, ip))
+                if source is None:
+                    source = sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
+                source[0] += 1
+                source[5].update(conn.users)
+            else:
+                source = None
+        else:
+            source = sources.get((day, ip))
+            if source is None:
+                source = sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
         if source is not None:
-            source[3] = min(source[3], ts)
-            source[4] = max(source[4], ts)
+            if ts < source[3]:
+                source[3] = ts
+            if ts > source[4]:
+                source[4] = ts
 
         user = ev.user
-        if user is not None and kind in USER_KINDS:
+        if user is not None and names_user:
             user = user[:MAX_USER_LENGTH]
             if user not in conn.users and len(conn.users) < MAX_USERS_PER_CONNECTION:
                 conn.users.append(user)
@@ -422,15 +430,17 @@ class Tracker:
         else:
             user = None
 
-        if ev.invalid_user:
+        if invalid_user:
             conn.invalid = True
         if kind == "failed":
             conn.failed += count
             tally.day(day)[FAILED_ATTEMPTS] += count
             if source is not None:
                 source[1] += count
-                source[6] = ts if source[6] is None else min(source[6], ts)
-                source[7] = ts if source[7] is None else max(source[7], ts)
+                if source[6] is None or ts < source[6]:
+                    source[6] = ts
+                if source[7] is None or ts > source[7]:
+                    source[7] = ts
             if user is not None and user in conn.users:
                 tally.user(day, user)[1] += count
         elif kind == "accepted" and not conn.accepted:
@@ -440,7 +450,8 @@ class Tracker:
             tally.logins.append([day, ts, user, conn.ip, ev.source_port, ev.method, ev.key, key])
             if source is not None:
                 source[2] += 1
-                source[8] = ts if source[8] is None else min(source[8], ts)
+                if source[8] is None or ts < source[8]:
+                    source[8] = ts
             if user is not None and user in conn.users:
                 tally.user(day, user)[2] += 1
 
@@ -452,3 +463,12 @@ class Tracker:
             for index, old, new in zip((FAILED_SESSIONS, INVALID_USER_SESSIONS, PREAUTH_ONLY), before, after):
                 if old != new:
                     counts[index] += 1 if new else -1
+
+
+def _repeated(rep: Event | list, ev: Event) -> Event:
+    """A "message repeated" event as the event it repeats (`rep`: the connection's last one, or
+    its list as saved), at the repeat's time, with the repeat's count."""
+    if isinstance(rep, Event):
+        rep = Conn.rep_list(rep)
+    return Event(ev.ts, ev.host, ev.program, ev.pid, rep[0], rep[1], rep[2], rep[3], rep[4], ev.count,
+                 rep[5], ev.message, ev.boot_id)  # fmt: skip

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
+from collector import models
 from collector.models import AgentState, DailyCount, LogSource, OpenConnection
 from collector.parsing import Parser
 from collector.recording import Recorder
@@ -78,23 +80,32 @@ class RecorderTests(TestCase):
         self.assertEqual(set(Recorder().tracker.conns), {"|web1|7000"})
 
     def test_it_writes_only_the_changed_connections(self):
-        def one_change(open_connections: int) -> list[str]:
+        def one_change(open_connections: int) -> tuple[list[str], list[str]]:
             OpenConnection.objects.all().delete()
             recorder = Recorder()
             feed(recorder, guesses(open_connections))
             recorder.commit([self.source])
             feed(recorder, [failure(5001)])
-            with CaptureQueriesContext(connection) as queries:
+            # The rows go as parameters, not in the SQL: the keys are read off the upsert.
+            with (
+                CaptureQueriesContext(connection) as queries,
+                mock.patch.object(models, "upsert", wraps=models.upsert) as upsert,
+            ):
                 recorder.commit([self.source])
-            return [q["sql"] for q in queries.captured_queries]
+            keys = [
+                row[0]
+                for call in upsert.call_args_list
+                if call.args[0] is OpenConnection
+                for row in call.args[3]
+            ]
+            return [q["sql"] for q in queries.captured_queries], keys
 
-        few, many = one_change(40), one_change(2000)
+        (few, _), (many, keys) = one_change(40), one_change(2000)
         # As many queries with 2,000 open as with 40, and one connection written.
         self.assertEqual(len(few), len(many))
-        written = [sql for sql in many if "collector_openconnection" in sql]
-        self.assertEqual(len(written), 1)
-        self.assertIn("|web1|5001", written[0])
-        self.assertNotIn("|web1|5002", written[0])
+        self.assertEqual(len([sql for sql in many if "collector_openconnection" in sql]), 1)
+        self.assertEqual(keys, ["|web1|5001"])
+        self.assertEqual(OpenConnection.objects.get(key="|web1|5001").state[4], 1)  # its failure, saved
 
 
 class MigrationTests(TransactionTestCase):
