@@ -110,6 +110,11 @@ CLASSIC_HEADER = re.compile(
     # Solaris adds a message id: "sshd[123]: [ID 800047 auth.info] Failed ..."
     r"(?:\[ID \d+ [\w.]+\] )?"
 )
+# The shape nearly every classic line has, `Mar  3 00:17:22 host sshd[123]: msg`, tried first as
+# it is cheaper to match; where it matches, CLASSIC_HEADER gives the same groups.
+COMMON_HEADER = re.compile(
+    r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ([^\s\[]+) (sshd(?:-session|-auth)?)\[(\d+)\]: (?:\[ID \d+ [\w.]+\] )?"
+)
 # `2024-03-29T17:37:18.123456+00:00 host sshd[123]: msg` (rsyslog's high-precision format).
 RFC3339_HEADER = re.compile(
     r"(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
@@ -252,6 +257,11 @@ class Parser:
             return None
         if len(line) > MAX_LINE_LENGTH:
             line = line[:MAX_LINE_LENGTH]
+        m = COMMON_HEADER.match(line)
+        if m is not None:
+            stamp, host, prog, pid = m.groups()
+            ts = self._classic_cache.get(stamp) or self.classic_ts(stamp)
+            return self._event(ts, host, prog, pid, line[m.end() :])
         first = line[:1]
         if first == "<":
             m = RFC5424_HEADER.match(line)
