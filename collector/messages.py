@@ -189,9 +189,9 @@ def classify(msg: str) -> dict:
             return fields
     handler = DISPATCH.get(word)
     if handler is not None:
-        fields = handler(msg)
-        if fields is not None:
-            return fields
+        found = handler(msg)
+        if found is not None:
+            return found
     return _fallback(msg)
 
 
@@ -251,7 +251,9 @@ def _authentication(pattern: re.Pattern, kind: str, **fields):
 
     def handler(msg: str) -> dict | None:
         m = pattern.match(msg)
-        parts = _user_source(m["rest"]) if m else None
+        if m is None:
+            return None
+        parts = _user_source(m["rest"])
         if parts is None:
             return None
         found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}

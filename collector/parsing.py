@@ -97,8 +97,10 @@ class Malformed:
 
 MALFORMED = Malformed()
 
-_MISSING = object()  # not in a cache
-_VARIES = object()  # a day whose year depends on the time (see Parser._day_year)
+# What Parser._day_year answers besides a year: no time on the day is valid, or the year depends
+# on the time.
+NO_YEAR = 0
+VARIES = -1
 
 # --- Headers -------------------------------------------------------------------------------
 
@@ -153,26 +155,26 @@ class Parser:
         self.now = now.astimezone(self.zone)
         self._latest = (self.now + timedelta(days=1)).replace(tzinfo=None)
         self._classic_cache: dict[str, datetime | None] = {}  # "Mar  3 00:17:22" -> its datetime
-        self._day_years: dict[str, int | None | object] = {}  # "Mar  3" -> see _day_year
+        self._day_years: dict[str, int] = {}  # "Mar  3" -> see _day_year
 
     # -- timestamps --
 
     def classic_ts(self, stamp: str) -> datetime | None:
         """The time of a classic stamp, "Mar  3 00:17:22" (the day padded or not)."""
         # Many lines share a second: their timestamp is one dict look-up.
-        ts = self._classic_cache.get(stamp, _MISSING)
-        if ts is not _MISSING:
-            return ts
+        if stamp in self._classic_cache:
+            return self._classic_cache[stamp]
         mon, day, time = stamp[:3], int(stamp[4:-9]), stamp[-8:]
         # A new second: the year is the day's unless it changes within the day (see _day_year).
-        year = self._day_years.get(stamp[:-9], _MISSING)
-        if year is _MISSING:
+        year = self._day_years.get(stamp[:-9])
+        if year is None:
             if len(self._day_years) > 1_000:
                 self._day_years.clear()
             year = self._day_years[stamp[:-9]] = self._day_year(mon, day)
-        if year is _VARIES:
+        ts: datetime | None
+        if year == VARIES:
             ts = self._classic_ts(mon, day, time)
-        elif year is None:
+        elif year == NO_YEAR:
             ts = None
         else:
             hour, minute, second = int(time[0:2]), int(time[3:5]), int(time[6:8])
@@ -185,17 +187,17 @@ class Parser:
         self._classic_cache[stamp] = ts
         return ts
 
-    def _day_year(self, mon: str, day: int) -> int | None | object:
-        """The year of every classic time on this day, None if no time on it is valid, or _VARIES
+    def _day_year(self, mon: str, day: int) -> int:
+        """The year of every classic time on this day, NO_YEAR if no time on it is valid, or VARIES
         when the year changes within the day (the day `now` + 1 day falls on). The year can only
         step back as the time of day grows, so the day's first and last second decide."""
         first = self._classic_ts(mon, day, "00:00:00")
         last = self._classic_ts(mon, day, "23:59:59")
         if first is None and last is None:
-            return None
+            return NO_YEAR
         if first is not None and last is not None and first.year == last.year:
             return first.year
-        return _VARIES
+        return VARIES
 
     def _classic_ts(self, mon: str, day: int, time: str) -> datetime | None:
         month = MONTHS.get(mon)

@@ -262,6 +262,7 @@ class Tracker:
     def _name_source(self, conn: Conn) -> None:
         """A connection that is over and never had an address written: its source is the host
         name PAM gave, listed under that name (contract.is_address tells it from an address)."""
+        assert conn.name is not None
         name, first = conn.name
         source = self.tally.source(conn.day, name, first)
         source[0] += 1
@@ -455,7 +456,7 @@ class Tracker:
             if user is not None and user in conn.users:
                 tally.user(day, user)[2] += 1
 
-        if not changes:
+        if before is None:
             return
         after = conn.flags()
         if after != before:

@@ -302,6 +302,8 @@ class FullDiskTests(TransactionTestCase):
             write(path, sample_log(START, connections=400), mode="w")
             with connection.cursor() as cursor:
                 # SQLite answers "database or disk is full" past this many pages: a full disk.
+                # Without the free pages earlier tests left, which would take the writes first.
+                cursor.execute("VACUUM")
                 pages = cursor.execute("PRAGMA page_count").fetchone()[0]
                 cursor.execute(f"PRAGMA max_page_count = {pages + 1}")
             try:
