@@ -33,6 +33,7 @@ from common import (
     BENCH_DIR,
     MANAGE,
     OUT_DIR,
+    PROJECT_DIR,
     PYTHON,
     agent_env,
     create_postgres,
@@ -94,6 +95,15 @@ def agent_ingest(path: str, env: dict) -> tuple[object, list[dict]]:
         raise SystemExit(f"watch_authlog --once failed with exit code {timed.returncode}")
     counts = json.loads(manage("login_counts", "--json", env=env).stdout)
     return timed, counts["days"]
+
+
+def compiled_or_python(env: dict) -> str:
+    """Whether the agent runs collector/speedups.py's compiled build (scripts/compile.sh)."""
+    check = "import collector.speedups as s; print(s.in_use())"
+    out = subprocess.run([PYTHON, "-c", check], env=env, cwd=PROJECT_DIR, capture_output=True, text=True)
+    if out.returncode != 0:
+        return "unknown (this checkout has no collector/speedups.py)"
+    return "compiled (mypyc)" if out.stdout.strip() == "True" else "Python (no build, or ALPHA_COMPILED=0)"
 
 
 def compare(expected: list[dict], got: list[dict]) -> list[str]:
@@ -231,6 +241,7 @@ def main() -> int:
                 + (f", runs {', '.join(f'{r[0].seconds:.2f}' for r in runs)}" if len(runs) > 1 else ""),
             )
         print(f"{'    (agent start-up: --once on an empty file)':<44}{t_startup:>9.2f}")
+        print(f"    (agent's parser and tracker: {compiled_or_python(startup_env)})")
         if "postgresql" not in results:
             print(f"(c') watch_authlog --once, postgresql: {pg_note}")
         print()
