@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Count:
 
 # A day's counts, for the connections that began that day (in the agent's TIME_ZONE), in the
 # order of the agent's JSON. The tracker tallies all but unique_sources (see TALLIED).
-COUNTS = (
+COUNTS: Final = (
     Count(
         "sessions", "Connections", "Connections: one per-connection sshd, sshd-session or sshd-auth process."
     ),
@@ -50,34 +51,34 @@ COUNTS = (
         "addresses",
     ),
 )
-COUNT_NAMES = tuple(count.name for count in COUNTS)
+COUNT_NAMES: Final = tuple(count.name for count in COUNTS)
 # What the connection tracker adds up (unique_sources is the number of the day's address rows).
-TALLIED = COUNT_NAMES[:-1]
-COUNT_BY_NAME = {count.name: count for count in COUNTS}
+TALLIED: Final = COUNT_NAMES[:-1]
+COUNT_BY_NAME: Final = {count.name: count for count in COUNTS}
 # The counts of connections (each a subset of `sessions`): what can be drawn or exported together.
-CONNECTION_COUNTS = tuple(count.name for count in COUNTS if count.of == "connections")
+CONNECTION_COUNTS: Final = tuple(count.name for count in COUNTS if count.of == "connections")
 
 # A source address's counts on a day (also those of a user name).
-ADDRESS_COUNTS = (
+ADDRESS_COUNTS: Final = (
     Count("sessions", "Connections", "Connections from the address."),
     Count("failed_attempts", "Failed attempts", "Failed attempts from the address.", "attempts"),
     Count("accepted", "Accepted", "Logins from the address."),
 )
-ADDRESS_COUNT_NAMES = tuple(count.name for count in ADDRESS_COUNTS)
+ADDRESS_COUNT_NAMES: Final = tuple(count.name for count in ADDRESS_COUNTS)
 
 # Limits both sides hold to: the agent never sends more, the central server refuses more.
-TOP = 10  # busiest sources and users in a day object
-MAX_USERS_PER_SOURCE = 20  # distinct user names listed per address and day
-MAX_USER_LENGTH = 128  # characters of a user name kept
-MAX_ADDRESS_LENGTH = 255  # characters of a source as sshd wrote it
-PAGE_ROWS = 500  # source rows per page, unless page_size says otherwise
-MAX_PAGE_ROWS = 1000
-RANGE_DAYS = 30  # days in a range without `since`
-MAX_RANGE_DAYS = 400
+TOP: Final = 10  # busiest sources and users in a day object
+MAX_USERS_PER_SOURCE: Final = 20  # distinct user names listed per address and day
+MAX_USER_LENGTH: Final = 128  # characters of a user name kept
+MAX_ADDRESS_LENGTH: Final = 255  # characters of a source as sshd wrote it
+PAGE_ROWS: Final = 500  # source rows per page, unless page_size says otherwise
+MAX_PAGE_ROWS: Final = 1000
+RANGE_DAYS: Final = 30  # days in a range without `since`
+MAX_RANGE_DAYS: Final = 400
 
 
 # Digits and dots: an IPv4 address as sshd writes it (an IPv6 one always has a colon).
-IPV4_CHARS = "0123456789."
+IPV4_CHARS: Final = "0123456789."
 
 
 def is_address(source: str) -> bool:

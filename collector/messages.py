@@ -9,24 +9,25 @@ never from the first " from " in the line.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from .contract import is_address
 
 # Phases decide what a line means for connection accounting (see sessions.py):
-OPEN = "open"  # starts authenticating: opens a connection, even on a PID whose connection ended
-PRE = "pre"  # pre-auth line: opens a connection only on a PID not seen recently
-POST = "post"  # only ever written after login (post-auth child, session lines): never opens one
-LISTENER = "listener"  # the listening daemon itself: never a connection
+OPEN: Final = "open"  # starts authenticating: opens a connection, even on a PID whose connection ended
+PRE: Final = "pre"  # pre-auth line: opens a connection only on a PID not seen recently
+POST: Final = "post"  # only ever written after login (post-auth child, session lines): never opens one
+LISTENER: Final = "listener"  # the listening daemon itself: never a connection
 # The listener refusing or penalising an address (OpenSSH 9.8+ PerSourcePenalties, MaxStartups):
 # the address joins the day's sources, but no connection is counted (it never got a process).
-REFUSED = "refused"
-ATTACH = "attach"  # belongs to a known connection if there is one, never opens one
+REFUSED: Final = "refused"
+ATTACH: Final = "attach"  # belongs to a known connection if there is one, never opens one
 
-SUCCESS = "success"
-FAILURE = "failure"
+SUCCESS: Final = "success"
+FAILURE: Final = "failure"
 
 # Each kind's phase, and the outcome of the kinds that have one.
-PHASES = {
+PHASES: Final = {
     OPEN: ("accepted", "failed", "invalid_user", "userauth_request_invalid", "pam_auth_failure",
            "pam_user_unknown", "not_allowed", "root_refused", "connection_from"),
     PRE: ("pam_more_failures", "max_auth_attempts", "too_many_auth_failures", "received_disconnect",
@@ -39,7 +40,7 @@ PHASES = {
     REFUSED: ("penalised", "dropped"),
     ATTACH: ("info", "unknown", "repeat"),
 }  # fmt: skip
-OUTCOMES = {"accepted": SUCCESS, **dict.fromkeys(
+OUTCOMES: Final = {"accepted": SUCCESS, **dict.fromkeys(
     ("failed", "invalid_user", "pam_auth_failure", "not_allowed", "root_refused", "pam_more_failures",
      "max_auth_attempts", "too_many_auth_failures"), FAILURE)}  # fmt: skip
 # kind -> (phase, outcome)
@@ -52,64 +53,72 @@ KINDS: dict[str, tuple[str, str | None]] = {
 
 # A source as sshd writes it: an IPv4 or IPv6 address (with a scope), or a host name. The one
 # address pattern of every message below.
-ADDRESS = r"[0-9A-Za-z.:%_-]+"
-IP = rf"(?P<ip>{ADDRESS})"
+ADDRESS: Final = r"[0-9A-Za-z.:%_-]+"
+IP: Final = rf"(?P<ip>{ADDRESS})"
 # The trusted tail of an authentication message: "<user> from <addr>[ port <n>][ ssh2]", cut
 # before sshd's own ": <auth info>" suffix. sshd strips everything from the first ':' out of a
 # user name (BSD auth style), so the first ": " always starts the suffix; the greedy user group
 # then takes the LAST " from <addr>" before it, and a user name with a fake
 # " from 1.2.3.4 port 22 ssh2" in it stays inside the user name.
-USER_FROM_TAIL = re.compile(rf"{IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
-USER_FROM = re.compile(rf"(?P<user>.*) from {USER_FROM_TAIL.pattern}")
-ACCEPTED = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
+USER_FROM_TAIL: Final = re.compile(rf"{IP}(?: port (?P<port>\d{{1,5}}))?(?: ssh\d?)?(?: \[preauth\])?$")
+USER_FROM: Final = re.compile(rf"(?P<user>.*) from {USER_FROM_TAIL.pattern}")
+ACCEPTED: Final = re.compile(r"Accepted (?P<method>\S+) for (?P<rest>.*)$")
 # sshd's auth info after an Accepted publickey line: "<key type> <fingerprint>[ ID … CA …]".
-KEY_INFO = re.compile(r"(?P<type>[A-Z][A-Z0-9-]{1,30}) (?P<fp>(?:SHA256|MD5):[A-Za-z0-9+/=:]{16,100})(?: |$)")
-FAILED = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<rest>.*)$")
-INVALID_USER = re.compile(r"Invalid user (?P<rest>.*)$")
-USERAUTH_REQUEST_INVALID = re.compile(r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$")
-PAM_AUTH_FAILURE = re.compile(
+KEY_INFO: Final = re.compile(
+    r"(?P<type>[A-Z][A-Z0-9-]{1,30}) (?P<fp>(?:SHA256|MD5):[A-Za-z0-9+/=:]{16,100})(?: |$)"
+)
+FAILED: Final = re.compile(r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<rest>.*)$")
+INVALID_USER: Final = re.compile(r"Invalid user (?P<rest>.*)$")
+USERAUTH_REQUEST_INVALID: Final = re.compile(
+    r"input_userauth_request: invalid user (?P<user>.*?)(?: \[preauth\])?$"
+)
+PAM_AUTH_FAILURE: Final = re.compile(
     rf"pam_(?:unix|sss)\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* "
     rf"ruser=\S* rhost=(?P<ip>{ADDRESS})?(?:\s+user=(?P<user>.*?))?(?: \[preauth\])?$"
 )
-PAM_MORE_FAILURES = re.compile(
+PAM_MORE_FAILURES: Final = re.compile(
     rf"PAM (?P<n>\d+) more authentication failures?;.*? rhost=(?P<ip>{ADDRESS})?(?:\s+user=(?P<user>.*))?$"
 )
-PAM_ERROR_FAILURE = re.compile(
+PAM_ERROR_FAILURE: Final = re.compile(
     rf"error: PAM: (?:[Aa]uthentication (?:failure|error)|User not known to the underlying authentication module) "
     rf"for (?P<invalid>(?:illegal|invalid) user )?(?P<user>.*) from {IP}(?: via \S+)?$"
 )
-PAM_SESSION = re.compile(r"pam_unix\(sshd:session\): session (?P<what>opened|closed) for user (?P<user>\S+)")
-MAX_AUTH = re.compile(
+PAM_SESSION: Final = re.compile(
+    r"pam_unix\(sshd:session\): session (?P<what>opened|closed) for user (?P<user>\S+)"
+)
+MAX_AUTH: Final = re.compile(
     r"(?:error: )?maximum authentication attempts exceeded for (?P<invalid>invalid user )?(?P<rest>.*?)(?: \[preauth\])?$"
 )
-DISCONNECTING = re.compile(
+DISCONNECTING: Final = re.compile(
     rf"Disconnecting(?: (?:(?:invalid|authenticating) user (?P<user>[^:]*) )?{IP} port (?P<port>\d+))?: "
     rf"(?P<why>.*?)(?: for (?:invalid user )?(?P<user2>.*?))?(?: \[preauth\])?$"
 )
-RECEIVED_DISCONNECT = re.compile(
+RECEIVED_DISCONNECT: Final = re.compile(
     rf"(?:error: )?Received disconnect from {IP}(?: port (?P<port>\d+))?: ?\d+: (?P<why>.*?)(?P<pre> \[preauth\])?$"
 )
 # "Disconnected from [invalid user X |authenticating user X |user X ]<addr> port <n> [preauth]"
-DISCONNECTED = re.compile(
+DISCONNECTED: Final = re.compile(
     rf"Disconnected from (?:(?P<who>invalid|authenticating) user (?P<user>.*) |user (?P<postuser>.*) )?"
     rf"{IP} port (?P<port>\d+)(?P<pre> \[preauth\])?$"
 )
-CONNECTION_CLOSED = re.compile(
+CONNECTION_CLOSED: Final = re.compile(
     rf"Connection (?P<what>closed|reset) by (?:(?:(?P<who>invalid|authenticating) user (?P<user>.*) )?"
     rf"{IP} port (?P<port>\d+)|(?P<ip_only>{ADDRESS}))(?P<pre> \[preauth\])?$"
 )
 # OpenSSH 9.8+: "srclimit_penalise: ipv4: new 198.51.100.7/32 deferred penalty of 30 seconds for
 # penalty: failed authentication" (later releases write "30.000 seconds"), and the listener's
 # "drop connection #0 from [198.51.100.7]:51312 on [192.0.2.1]:22 penalty: exceeded LoginGraceTime".
-PENALISED = re.compile(
+PENALISED: Final = re.compile(
     rf"srclimit_penalise: (?:ipv[46]: new (?P<net>{ADDRESS})/(?P<bits>\d+) (?:active|deferred) penalty"
     rf"|(?P<net2>{ADDRESS})/(?P<bits2>\d+): activating ipv[46] penalty)"
 )
-DROPPED = re.compile(rf"drop connection #\d+ from \[{IP}\]:(?P<port>\d+) on \[")
-SOCKET_RESET = re.compile(r"(?:fatal: )?Read from socket failed: Connection reset by peer")
-CONNECTION_FROM = re.compile(rf"Connection from {IP}(?: port (?P<port>\d+))?(?: on |$)")
-NO_IDENTIFICATION = re.compile(rf"Did not receive identification string from {IP}(?: port (?P<port>\d+))?")
-BAD_PROTOCOL = re.compile(
+DROPPED: Final = re.compile(rf"drop connection #\d+ from \[{IP}\]:(?P<port>\d+) on \[")
+SOCKET_RESET: Final = re.compile(r"(?:fatal: )?Read from socket failed: Connection reset by peer")
+CONNECTION_FROM: Final = re.compile(rf"Connection from {IP}(?: port (?P<port>\d+))?(?: on |$)")
+NO_IDENTIFICATION: Final = re.compile(
+    rf"Did not receive identification string from {IP}(?: port (?P<port>\d+))?"
+)
+BAD_PROTOCOL: Final = re.compile(
     rf"(?:Bad protocol version identification .* from|Protocol major versions differ for) "
     rf"(?P<ip>{ADDRESS}?)(?: port (?P<port>\d+))?(?::.*)?$"
 )
@@ -117,34 +126,34 @@ BAD_PROTOCOL = re.compile(
 # <error>" (also "banner exchange: ..."). Anchored at the start: the client's identification string
 # in other kex lines is attacker text and may itself say "Connection from 6.6.6.6 port 1". User
 # names never hold ':' (sshd cuts them there), so the user part cannot run past the address.
-KEX_SOURCE = re.compile(
+KEX_SOURCE: Final = re.compile(
     rf"(?:error: |fatal: )?[\w ]+: Connection from (?:(?:authenticating |invalid )?user [^:]* )?"
     rf"{IP} port (?P<port>\d+)(?::|$)"
 )
-MAGIC_SOURCE = re.compile(
+MAGIC_SOURCE: Final = re.compile(
     rf"Magic value check failed \(\d+\) on obfuscated handshake from {IP} port (?P<port>\d+)$"
 )
-UNABLE_TO_NEGOTIATE = re.compile(
+UNABLE_TO_NEGOTIATE: Final = re.compile(
     rf"(?:fatal: )?(?:Unable to negotiate (?:with {IP} port (?P<port>\d+): |a )"
     rf"|no matching \S+ found)"
 )
-TIMEOUT = re.compile(
+TIMEOUT: Final = re.compile(
     rf"(?:fatal: )?Timeout before authentication for (?:connection from )?{IP}(?: port (?P<port>\d+))?"
 )
-NOT_ALLOWED = re.compile(rf"User (?P<user>.*) from {IP} not allowed because ")
-NOT_ALLOWED_NO_SOURCE = re.compile(r"User (?P<user>\S+) not allowed because ")
-ROOT_REFUSED = re.compile(rf"ROOT LOGIN REFUSED FROM {IP}(?: port (?P<port>\d+))?")
-REFUSED_CONNECT = re.compile(rf"refused connect from \S+ \({IP}\)")
-REVERSE_MAPPING = re.compile(
+NOT_ALLOWED: Final = re.compile(rf"User (?P<user>.*) from {IP} not allowed because ")
+NOT_ALLOWED_NO_SOURCE: Final = re.compile(r"User (?P<user>\S+) not allowed because ")
+ROOT_REFUSED: Final = re.compile(rf"ROOT LOGIN REFUSED FROM {IP}(?: port (?P<port>\d+))?")
+REFUSED_CONNECT: Final = re.compile(rf"refused connect from \S+ \({IP}\)")
+REVERSE_MAPPING: Final = re.compile(
     rf"(?:reverse mapping checking getaddrinfo for \S+ \[{IP}\] failed"
     rf"|Address (?P<ip2>{ADDRESS}) maps to \S+, but this does not map back to the address)"
 )
-SUBSYSTEM = re.compile(r"subsystem request for (?P<what>\S+) by user (?P<user>.*?)(?: failed.*)?$")
-REPEATED = re.compile(r"message repeated (?P<n>\d+) times: \[ ?(?P<inner>.*)\]$")
-LAST_REPEATED = re.compile(r"last message repeated (?P<n>\d+) times?$")
+SUBSYSTEM: Final = re.compile(r"subsystem request for (?P<what>\S+) by user (?P<user>.*?)(?: failed.*)?$")
+REPEATED: Final = re.compile(r"message repeated (?P<n>\d+) times: \[ ?(?P<inner>.*)\]$")
+LAST_REPEATED: Final = re.compile(r"last message repeated (?P<n>\d+) times?$")
 
 # Known lines that change no count: written by sshd around a connection, at INFO or VERBOSE.
-INFO_PREFIXES = (
+INFO_PREFIXES: Final = (
     "Postponed ", "Starting session:", "Close session:", "Transferred:", "User child is on pid",
     "Accepted key ", "Accepted certificate ", "Changed root directory", "pam_succeed_if(sshd:auth):",
     "PAM service(sshd) ignoring max retries", "pam_unix(sshd:account):", "pam_systemd(sshd:session):",
@@ -159,7 +168,7 @@ INFO_PREFIXES = (
     "Maxstartups logging rate-limited",
 )  # fmt: skip
 
-KEX_MARKERS = (
+KEX_MARKERS: Final = (
     "kex_exchange_identification",
     "kex_protocol_error",
     "ssh_dispatch_run_fatal",
@@ -492,7 +501,7 @@ def _input(msg: str) -> dict | None:
 
 # The message's first word picks its handler; a handler that does not recognise the message
 # leaves it to _fallback.
-DISPATCH = {
+DISPATCH: Final = {
     "Accepted": _accepted,
     "Failed": _failed,
     "Invalid": _invalid,

@@ -7,19 +7,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Final
 
 from .messages import KINDS, classify
 
 # A line longer than this is cut before parsing and counted as malformed: sshd's own lines are
 # well under 2 KB, and an unbounded line must not cost unbounded memory.
-MAX_LINE_LENGTH = 8192
+MAX_LINE_LENGTH: Final = 8192
 
-PROGRAMS = ("sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)")
+PROGRAMS: Final = ("sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)")
 # Old Red Hat's PAM logged as "sshd(pam_unix)[pid]: <message>", under sshd's own PID, without the
 # "pam_unix(sshd:auth): " prefix later releases write: the prefix each message then had.
-OLD_PAM_PREFIXES = (("session ", "pam_unix(sshd:session): "), ("check pass;", "pam_unix(sshd:auth): "))
+OLD_PAM_PREFIXES: Final = (("session ", "pam_unix(sshd:session): "), ("check pass;", "pam_unix(sshd:auth): "))
 
-MONTHS = {
+MONTHS: Final = {
     name: number
     for number, name in enumerate(
         (
@@ -95,18 +96,18 @@ class Malformed:
         return "MALFORMED"
 
 
-MALFORMED = Malformed()
+MALFORMED: Final = Malformed()
 
 # What Parser._day_year answers besides a year: no time on the day is valid, or the year depends
 # on the time.
-NO_YEAR = 0
-VARIES = -1
+NO_YEAR: Final = 0
+VARIES: Final = -1
 
 # --- Headers -------------------------------------------------------------------------------
 
 # `Mar  3 00:17:22 host sshd[123]: msg`; the day may be padded or not, the host missing or empty
 # (old syslogd writes "  sshd[1]: last message repeated"), the program bracketed without a PID.
-CLASSIC_HEADER = re.compile(
+CLASSIC_HEADER: Final = re.compile(
     r"(?:<\d{1,3}>)?(?P<stamp>[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d)(?:\.\d+)?"
     r"(?: (?P<host>[^\s\[]*))? \[?(?P<prog>sshd(?:-session|-auth|\(pam_unix\))?)(?:\[(?P<pid>\d+)\])?\]?:? "
     # Solaris adds a message id: "sshd[123]: [ID 800047 auth.info] Failed ..."
@@ -114,16 +115,16 @@ CLASSIC_HEADER = re.compile(
 )
 # The shape nearly every classic line has, `Mar  3 00:17:22 host sshd[123]: msg`, tried first as
 # it is cheaper to match; where it matches, CLASSIC_HEADER gives the same groups.
-COMMON_HEADER = re.compile(
+COMMON_HEADER: Final = re.compile(
     r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ([^\s\[]+) (sshd(?:-session|-auth)?)\[(\d+)\]: (?:\[ID \d+ [\w.]+\] )?"
 )
 # `2024-03-29T17:37:18.123456+00:00 host sshd[123]: msg` (rsyslog's high-precision format).
-RFC3339_HEADER = re.compile(
+RFC3339_HEADER: Final = re.compile(
     r"(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
     r"(?: (?P<host>[^\s\[]*))? (?P<prog>sshd(?:-session|-auth|\(pam_unix\))?)(?:\[(?P<pid>\d+)\])?: "
 )
 # RFC 5424: `<38>1 2024-03-29T17:37:18.123Z host sshd 123 - - msg` (structured data or "-").
-RFC5424_HEADER = re.compile(
+RFC5424_HEADER: Final = re.compile(
     r"<\d{1,3}>1 (?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
     r"(?P<host>\S+) (?P<prog>sshd(?:-session|-auth)?) (?P<pid>\d+|-) \S+ "
     r'(?:-|(?:\[[^\s\]]+(?: [^=\s\]]+="(?:[^"\\]|\\.)*")*\])+)(?: |$)'
@@ -131,14 +132,16 @@ RFC5424_HEADER = re.compile(
 # Any syslog header (classic, RFC 3339 or RFC 5424), to tell a line of another program that merely
 # mentions sshd ("sudo: ... COMMAND=/usr/bin/systemctl restart sshd") from an unreadable sshd line.
 # Used only after the sshd headers failed: `a` is the host or the program, `b` the next word.
-ANY_HEADER = re.compile(
+ANY_HEADER: Final = re.compile(
     r"(?:<\d{1,3}>)?(?P<v5424>1 )?"
     r"(?:[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) +"
     r"(?P<a>\S+)(?: (?P<b>\S+))?"
 )
-PROGRAM_TOKEN = re.compile(r"\[?(?P<name>[^\s\[\]:]+)(?:\[\d+\])?\]?:$")
-RFC3339_TS = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
+PROGRAM_TOKEN: Final = re.compile(r"\[?(?P<name>[^\s\[\]:]+)(?:\[\d+\])?\]?:$")
+RFC3339_TS: Final = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$"
+)
 
 
 class Parser:

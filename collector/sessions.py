@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from .contract import MAX_USER_LENGTH, TALLIED
 from .messages import KINDS, LISTENER, OPEN, POST, PRE, REFUSED
@@ -22,10 +23,10 @@ from .parsing import Event
 # A PID idle this long (in log time) is forgotten: pre-auth connections die within sshd's
 # LoginGraceTime (2 minutes by default), and the later lines of logged-in sessions are post-auth
 # lines, which never open a connection, so forgetting them changes no count.
-IDLE_SECONDS = 600
+IDLE_SECONDS: Final = 600
 
 # Lines after which the process's connection is over; a later "open" line is a new connection.
-ENDING_KINDS = frozenset(
+ENDING_KINDS: Final = frozenset(
     {
         "received_disconnect",
         "disconnected",
@@ -46,7 +47,7 @@ ENDING_KINDS = frozenset(
     }
 )
 # Lines whose user name is a user that tried to log in (not e.g. a PAM account name).
-USER_KINDS = frozenset(
+USER_KINDS: Final = frozenset(
     {
         "accepted",
         "failed",
@@ -59,10 +60,12 @@ USER_KINDS = frozenset(
 )
 
 # kind -> (phase, whether it ends the connection, whether its user is one who tried to log in).
-KIND_TRAITS = {kind: (phase, kind in ENDING_KINDS, kind in USER_KINDS) for kind, (phase, _) in KINDS.items()}
+KIND_TRAITS: Final = {
+    kind: (phase, kind in ENDING_KINDS, kind in USER_KINDS) for kind, (phase, _) in KINDS.items()
+}
 
-MAX_USERS_PER_CONNECTION = 8
-MAX_UNKNOWN_SAMPLES = 20
+MAX_USERS_PER_CONNECTION: Final = 8
+MAX_UNKNOWN_SAMPLES: Final = 20
 
 # Per-day counter positions in Tally.days values: the contract's tallied counts, in its order.
 (
