@@ -51,7 +51,10 @@ class OpenConnectionQuerySet(models.QuerySet):
             if not removed:
                 pass
             elif connection.vendor == "postgresql":
-                cursor.execute(f"{where} = ANY(%s)", [sorted(removed)])
+                # As one JSON text, not an array: see upsert().
+                cursor.execute(
+                    f"{where} IN (SELECT jsonb_array_elements_text(%s::jsonb))", [json.dumps(sorted(removed))]
+                )
             else:
                 cursor.executemany(f"{where} = %s", [(key,) for key in sorted(removed)])
         upsert(
@@ -92,7 +95,7 @@ def upsert(
 
     A commit of a bulk read writes thousands of source, user and connection rows. bulk_create()
     spent most of a commit building model instances and adapting values one by one; this is one
-    statement on PostgreSQL (the rows as arrays) and one executemany on SQLite, through Django's
+    statement on PostgreSQL (the rows as one JSON text) and one executemany on SQLite, through Django's
     connection, the values travelling as parameters."""
     if not rows:
         return
@@ -113,15 +116,13 @@ def upsert(
     fields = [model._meta.get_field(name) for name in names]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # jsonb travels as text and is cast in the SELECT; every other column as its own type.
-            types = [f.db_type(connection) for f in fields]
-            arrays = ", ".join(f"%s::{'text' if t == 'jsonb' else t}[]" for t in types)
-            selected = ", ".join(f"u.c{i}::jsonb" if t == "jsonb" else f"u.c{i}" for i, t in enumerate(types))
+            # The rows as one JSON text that the server takes apart: Django's psycopg binds
+            # parameters client-side, quoting each element of an array in Python, which was most
+            # of a commit's time.
+            selected = ", ".join(f"(r->>{i})::{f.db_type(connection)}" for i, f in enumerate(fields))
             cursor.execute(
-                sql.format(
-                    f"SELECT {selected} FROM unnest({arrays}) AS u({', '.join(f'c{i}' for i in range(len(types)))})"
-                ),
-                [list(column) for column in zip(*rows)],
+                sql.format(f"SELECT {selected} FROM jsonb_array_elements(%s::jsonb) AS r"),
+                [json.dumps(rows, default=datetime.isoformat)],
             )
         else:
             times = [i for i, f in enumerate(fields) if f.get_internal_type() == "DateTimeField"]

@@ -9,7 +9,7 @@ from django.test import TestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
 from collector import models
-from collector.models import AgentState, DailyCount, LogSource, OpenConnection
+from collector.models import AgentState, DailyCount, DailySource, DailyUser, LogSource, OpenConnection
 from collector.parsing import Parser
 from collector.recording import Recorder
 
@@ -58,6 +58,29 @@ class RecorderTests(TestCase):
         day = DailyCount.objects.get()
         self.assertEqual((day.sessions, day.failed_attempts, day.failed_sessions), (3, 1, 1))
         self.assertEqual(OpenConnection.objects.get(key="|web1|5000").state[4], 1)  # Conn.failed
+
+    def test_it_stores_attacker_text_exactly_and_adds_to_stored_rows(self):
+        # User names and host names are attacker text; the rows travel as parameters (one JSON
+        # text on PostgreSQL), never as SQL. Written twice: the second commit adds to the rows.
+        users = ["o'brien", 'x"); DROP TABLE collector_dailyuser; --', "back\\slash", "{]}\u00e9\u2603",
+                 "r\u00f6\u00f6t \U0001f600", "a\tb"]  # fmt: skip
+        lines = [syslog(START, 6000 + n, f"Failed password for {user} from 198.51.100.7 port {n} ssh2")
+                 for n, user in enumerate(users)]  # fmt: skip
+        recorder = Recorder()
+        feed(recorder, lines)
+        recorder.commit([self.source])
+        feed(recorder, [syslog(START + timedelta(seconds=30), 6000 + n, line.split(": ", 1)[1])
+                        for n, line in enumerate(lines)])  # fmt: skip
+        recorder.commit([self.source])
+        stored = dict(DailyUser.objects.values_list("user", "failed_attempts"))
+        self.assertEqual(stored, dict.fromkeys(users, 2))
+        source = DailySource.objects.get()
+        self.assertEqual((source.ip, source.sessions, source.failed_attempts), ("198.51.100.7", 6, 12))
+        self.assertEqual(sorted(source.users), sorted(users))
+        first = START.replace(tzinfo=UTC)
+        self.assertEqual((source.first_seen, source.last_seen), (first, first + timedelta(seconds=30)))
+        self.assertEqual(OpenConnection.objects.count(), 6)
+        self.assertEqual(OpenConnection.objects.get(key="|web1|6001").state[3], [users[1]])
 
     def test_it_deletes_the_rows_of_connections_it_forgot(self):
         recorder = Recorder()
