@@ -311,16 +311,7 @@ class Agent:
         tracker = self.recorder.tracker
         for chunk, offset in read_chunks(followed.file, source.offset, final=final):
             lines, malformed = decode_lines(chunk)
-            parse = self.parser.parse_line
-            feed = tracker.feed
-            for index, line in enumerate(lines):
-                event = parse(line)
-                if event is None:
-                    continue
-                if event is MALFORMED:
-                    malformed.add(index)
-                    continue
-                feed(event)
+            tracker.feed_lines(self.parser, lines, malformed)
             source.offset = offset
             source.size = (
                 max(source.size, offset) if followed.compressed else os.fstat(followed.file.fileno()).st_size

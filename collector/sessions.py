@@ -18,7 +18,7 @@ from typing import Final
 
 from .contract import MAX_USER_LENGTH, TALLIED
 from .messages import KINDS, LISTENER, OPEN, POST, PRE, REFUSED
-from .parsing import Event
+from .parsing import Event, Parser
 
 # A PID idle this long (in log time) is forgotten: pre-auth connections die within sshd's
 # LoginGraceTime (2 minutes by default), and the later lines of logged-in sessions are post-auth
@@ -379,6 +379,19 @@ class Tracker:
             # made of it only when the connection is saved, see Conn.to_list).
             conn.rep = ev
         return ev
+
+    def feed_lines(self, parser: Parser, lines: list[str], malformed: set[int]) -> None:
+        """Parse and account for a chunk of log lines, adding the indexes of the sshd lines that
+        cannot be read to `malformed`. One call per chunk: compiled (speedups.py), the loop
+        calls the parser and feed() directly, not through Python's calls."""
+        for index, line in enumerate(lines):
+            event = parser.parse_line(line)
+            if event is None:
+                continue
+            if isinstance(event, Event):
+                self.feed(event)
+            else:
+                malformed.add(index)  # MALFORMED
 
     def _open(self, key: str, day: str, ts: float) -> Conn:
         conn = self.conns[key] = Conn(day, ts)

@@ -10,7 +10,10 @@ folder="$("$python" -c 'import collector.speedups as s; print(s.FOLDER)')"
 if "$python" -c 'import sys, collector.speedups as s; sys.exit(not s.usable("collector"))' 2>/dev/null; then
     exit 0
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-compile.txt
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-compile.txt; then
+    echo "scripts/compile.sh: could not install mypyc (requirements-compile.txt); the agent's modules run as Python." >&2
+    exit 1
+fi
 modules="$("$python" -c 'import collector.speedups as s; print(" ".join(s.MODULES))')"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
