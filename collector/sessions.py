@@ -113,7 +113,9 @@ class Conn:
         # When the connection ended (the time of its first ending line), else False.
         self.ended: float | bool = False
         self.role = role  # "conn", "post" or "listener"
-        self.rep: Event | list | None = None
+        # What a later "message repeated" line repeats: (kind, user, source_ip, source_port,
+        # method, invalid_user) of its last event, a list when read back from the saved state.
+        self.rep: tuple | list | None = None
 
     def flags(self) -> tuple[bool, bool, bool]:
         return (
@@ -121,11 +123,6 @@ class Conn:
             self.invalid,
             not (self.accepted or self.failed or self.invalid),  # pre-auth only (scanner)
         )
-
-    @staticmethod
-    def rep_list(ev: Event) -> list:
-        """What a connection keeps of its last event for a later "message repeated" line."""
-        return [ev.kind, ev.user, ev.source_ip, ev.source_port, ev.method, ev.invalid_user]
 
     def to_list(self) -> list:
         return [
@@ -138,7 +135,7 @@ class Conn:
             self.invalid,
             self.ended,
             self.role,
-            self.rep_list(self.rep) if isinstance(self.rep, Event) else self.rep,
+            None if self.rep is None else list(self.rep),
             self.name,
             self.login,
         ]
@@ -375,9 +372,7 @@ class Tracker:
                 conn.login = None
         self._apply(conn, ev, kind, names_user, count, ts, key)
         if kind != "unknown" and kind != "info":
-            # What a later "message repeated" line repeats (kept as the event itself: a list is
-            # made of it only when the connection is saved, see Conn.to_list).
-            conn.rep = ev
+            conn.rep = (kind, ev.user, ev.source_ip, ev.source_port, ev.method, ev.invalid_user)
         return ev
 
     def feed_lines(self, parser: Parser, lines: list[str], malformed: set[int]) -> None:
@@ -482,10 +477,8 @@ class Tracker:
                     counts[index] += 1 if new else -1
 
 
-def _repeated(rep: Event | list, ev: Event) -> Event:
-    """A "message repeated" event as the event it repeats (`rep`: the connection's last one, or
-    its list as saved), at the repeat's time, with the repeat's count."""
-    if isinstance(rep, Event):
-        rep = Conn.rep_list(rep)
+def _repeated(rep: tuple | list, ev: Event) -> Event:
+    """A "message repeated" event as the event it repeats (Conn.rep), at the repeat's time, with
+    the repeat's count."""
     return Event(ev.ts, ev.host, ev.program, ev.pid, rep[0], rep[1], rep[2], rep[3], rep[4], ev.count,
                  rep[5], ev.message, ev.boot_id)  # fmt: skip
