@@ -21,6 +21,10 @@ PACKAGE = os.path.dirname(os.path.abspath(speedups.__file__))
 
 class SpeedupsTests(unittest.TestCase):
     def setUp(self):
+        # As if the switch were on, whatever this run has (the PostgreSQL run turns it off).
+        switch = mock.patch.dict(os.environ, {"ALPHA_COMPILED": "1"})
+        switch.start()
+        self.addCleanup(switch.stop)
         self.folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.folder)
         self.sources = os.path.join(self.folder, "sources")
@@ -67,6 +71,8 @@ class SpeedupsTests(unittest.TestCase):
         with mock.patch.dict(os.environ, {"ALPHA_COMPILED": "1"}):
             self.assertTrue(speedups.usable(self.sources, self.folder))
 
+
+class BuildInUseTests(unittest.TestCase):
     @unittest.skipUnless(os.environ.get("CI") == "true", "CI builds it (scripts/compile.sh)")
     def test_ci_runs_the_build_unless_told_not_to(self):
         # .ci/run compiles before the tests: the SQLite run must test the build, and the
