@@ -70,10 +70,21 @@ def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
     return rows
 
 
+# Ports free_port() handed out in this process: a server binds its port only later, and the
+# kernel may offer a port again once the probing socket is closed (two agents of one test were
+# given the same port, and so the same URL).
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now and never handed out before by this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def database_url() -> str:
