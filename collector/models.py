@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+from django.conf import settings
 from django.db import connections, models
 from django.utils import timezone
 
@@ -47,16 +49,16 @@ class OpenConnectionQuerySet(models.QuerySet):
         connection = connections[self.db]
         quote = connection.ops.quote_name
         where = f"DELETE FROM {quote(self.model._meta.db_table)} WHERE {quote('key')}"
-        with connection.cursor() as cursor:
-            if not removed:
-                pass
-            elif connection.vendor == "postgresql":
-                # As one JSON text, not an array: see upsert().
-                cursor.execute(
-                    f"{where} IN (SELECT jsonb_array_elements_text(%s::jsonb))", [json.dumps(sorted(removed))]
-                )
-            else:
-                cursor.executemany(f"{where} = %s", [(key,) for key in sorted(removed)])
+        if removed:
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    # As one JSON text, not an array: see upsert().
+                    cursor.execute(
+                        f"{where} IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+                        [json.dumps(sorted(removed))],
+                    )
+                else:
+                    cursor.executemany(f"{where} = %s", [(key,) for key in sorted(removed)])
         upsert(
             self.model,
             ("key",),
@@ -127,7 +129,7 @@ def upsert(
         else:
             times = [i for i, f in enumerate(fields) if f.get_internal_type() == "DateTimeField"]
             if times:
-                adapt = _sqlite_time(connection)
+                adapt = moment_adapter(connection)
                 rows = [list(row) for row in rows]
                 for row in rows:
                     for i in times:
@@ -135,10 +137,12 @@ def upsert(
             cursor.executemany(sql.format(f"VALUES ({', '.join(['%s'] * len(names))})"), rows)
 
 
-def _sqlite_time(connection):
-    """Django's adapt_datetimefield_value, with a shortcut for SQLite in UTC (naive UTC text, how
-    Django stores times there): the same text in a fifth of the time."""
-    if connection.timezone_name != "UTC":
+def moment_adapter(connection) -> Callable[[datetime | None], datetime | str | None]:
+    """Django's adapt_datetimefield_value for the connection, with a shortcut for SQLite in UTC
+    (how Django stores times there: naive UTC text): the same text in a fifth of the time. The
+    central server's first polling round adapts some 700,000 times (about 10 ms of CPU per host
+    and day), an agent's commit every source's times (upsert)."""
+    if connection.vendor != "sqlite" or not settings.USE_TZ or connection.timezone_name != "UTC":
         return connection.ops.adapt_datetimefield_value
 
     def adapt(value: datetime | None) -> str | None:
