@@ -13,7 +13,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from collector.contract import MAX_ADDRESS_LENGTH, MAX_USER_LENGTH
-from collector.models import AddressCounts, CountsQuerySet, DayCounts, moment_adapter
+from collector.models import AddressCounts, CountsQuerySet, DayCounts, as_json, json_rows, moment_adapter
 
 from . import rollup
 
@@ -408,27 +408,23 @@ class FleetAddressQuerySet(models.QuerySet):
             details = [rollup.changed(empty, host_id, old, new)[0] for _, old, new in changes]
             values = [(*delta, bits, json.dumps(users), first, last)
                       for delta, (bits, users, first, last) in zip(deltas, details)]  # fmt: skip
-            # One statement for them all (an executemany is a round trip per row).
-            select = (
-                "SELECT d.day, d.ip, d.is_address, d.hosts, d.sessions, d.failed, d.accepted, d.bits, "
-                "d.users::jsonb, d.first_seen, d.last_seen FROM unnest(%s::date[], %s::text[], "
-                "%s::boolean[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bytea[], "
-                "%s::text[], %s::timestamptz[], %s::timestamptz[]) AS d(day, ip, is_address, hosts, "
-                "sessions, failed, accepted, bits, users, first_seen, last_seen) ORDER BY 1, 2"
-            )
+            # One statement for them all (an executemany is a round trip per row), which returns
+            # only the rows that were there already: the others were written whole.
+            types = ("date", "text", "boolean", "bigint", "bigint", "bigint", "bigint", "bytea", "jsonb",
+                     "timestamptz", "timestamptz")  # fmt: skip
             cursor.execute(
-                upsert.format(select)
-                + " RETURNING id, day, ip, hosts, host_bits, users::text, first_seen, last_seen",
-                [list(column) for column in zip(*values)],
+                "WITH d (day, ip, is_address, hosts, sessions, failed, accepted, bits, users, "
+                f"first_seen, last_seen) AS ({json_rows(types)}), "
+                f"u AS ({upsert.format('SELECT * FROM d ORDER BY 1, 2')} "
+                "RETURNING id, day, ip, hosts, host_bits, users::text, first_seen, last_seen) "
+                "SELECT u.id, u.day, u.ip, u.host_bits, u.users, u.first_seen, u.last_seen "
+                "FROM u JOIN d ON d.day = u.day AND d.ip = u.ip WHERE NOT (d.hosts = 1 AND u.hosts = 1)",
+                [as_json(values)],
             )
-            signs = {(delta[0], delta[1]): delta[3] for delta in deltas}
-            stored = {}
-            for pk, day, ip, hosts, *detail in cursor.fetchall():
-                if signs[(day, ip)] == 1 and hosts == 1:
-                    continue  # created by this upsert, whole: this host is its only one
-                detail[1] = json.loads(detail[1])
-                stored[(day, ip)] = (pk, tuple(detail))
-            return stored
+            return {
+                (day, ip): (pk, (bits, json.loads(users), first, last))
+                for pk, day, ip, bits, users, first, last in cursor.fetchall()
+            }
 
     def _write_details(self, updates: list[tuple]) -> None:
         moment = moment_adapter(connections[self.db])
@@ -456,14 +452,11 @@ class FleetAddressQuerySet(models.QuerySet):
         table = connection.ops.quote_name(self.model._meta.db_table)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                arrays = ", ".join(
-                    f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in columns.values()
-                )
-                assigned = ", ".join(f"{name} = u.{name}::{kind}" for name, kind in columns.items())
+                assigned = ", ".join(f"{name} = u.{name}" for name in columns)
                 cursor.execute(
-                    f"UPDATE {table} AS f SET {assigned} FROM unnest(%s::bigint[], {arrays}) "
+                    f"UPDATE {table} AS f SET {assigned} FROM ({json_rows(('bigint', *columns.values()))}) "
                     f"AS u(id, {', '.join(columns)}) WHERE f.id = u.id",
-                    [list(column) for column in zip(*rows)],
+                    [as_json(rows)],
                 )
             else:
                 assigned = ", ".join(f"{name} = %s" for name in columns)
@@ -557,13 +550,8 @@ class FleetAddressTotalQuerySet(models.QuerySet):
         upsert = adding_upsert(connection, self.model, ("ip",), self.SUMS)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute(
-                    upsert.format(
-                        "SELECT * FROM unnest(%s::text[], %s::boolean[], %s::bigint[], %s::bigint[], "
-                        "%s::bigint[], %s::bigint[]) ORDER BY 1"
-                    ),
-                    [list(column) for column in zip(*rows)],
-                )
+                types = ("text", "boolean", "bigint", "bigint", "bigint", "bigint")
+                cursor.execute(upsert.format(f"{json_rows(types)} ORDER BY 1"), [as_json(rows)])
             else:
                 cursor.executemany(upsert.format("VALUES (%s, %s, %s, %s, %s, %s)"), rows)
         fewer = [row[0] for row in rows if row[2] < 0]
