@@ -22,8 +22,10 @@ MANAGE = os.path.join(PROJECT_DIR, "manage.py")
 # of the counts they check.
 if PROJECT_DIR not in sys.path:
     sys.path.insert(0, PROJECT_DIR)
-# The PostgreSQL the benchmarks use, as on CI: 127.0.0.1:5432, user postgres, trust auth.
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The PostgreSQL the benchmarks use, as on CI: 127.0.0.1:5432, user postgres, trust auth;
+# BENCH_PG_PORT picks another on loopback (a cluster of your own, with pg_stat_statements, say).
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+PG_ADMIN_URL = f"postgresql://postgres@127.0.0.1:{PG_PORT}/postgres"
 
 
 def agent_env(data_dir: str, database_url: str | None = None, **extra: str) -> dict:
@@ -120,8 +122,8 @@ def warm_page_cache(path: str) -> None:
 def create_postgres(prefix: str) -> tuple[str | None, str]:
     """A new, empty PostgreSQL database named PREFIX_PID_RANDOM: (its URL, "") or (None, why it
     cannot be had, so the caller can skip the PostgreSQL part and say why)."""
-    if not port_open("127.0.0.1", 5432):
-        return None, "nothing listening on 127.0.0.1:5432"
+    if not port_open("127.0.0.1", PG_PORT):
+        return None, f"nothing listening on 127.0.0.1:{PG_PORT}"
     try:
         import psycopg
     except ImportError:
@@ -132,7 +134,7 @@ def create_postgres(prefix: str) -> tuple[str | None, str]:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
         return None, f"cannot create a database as postgres: {str(exc).strip()}"
-    return f"postgres://postgres@127.0.0.1:5432/{name}", ""
+    return f"postgres://postgres@127.0.0.1:{PG_PORT}/{name}", ""
 
 
 def drop_postgres(url: str) -> None:

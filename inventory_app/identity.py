@@ -77,16 +77,23 @@ def first_with_name(host: Host, name: str) -> Host:
     duplicate) or another one."""
     changed = host.agent_host != name
     # A write first: on SQLite it takes the database's write lock, which orders this decision
-    # after every other one in flight (PostgreSQL takes the name's lock below).
-    Host.objects.filter(pk=host.pk).update(agent_host=name, **({"agent_host_since": None} if changed else {}))
+    # after every other one in flight. PostgreSQL takes the name's lock below instead, and needs
+    # it only when the name changed (most polls report the name they reported before).
+    if changed or connection.vendor != "postgresql":
+        Host.objects.filter(pk=host.pk).update(
+            agent_host=name, **({"agent_host_since": None} if changed else {})
+        )
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [name_lock(name)])
     entries = list(
         Host.objects.filter(Q(pk=host.pk) | Q(enabled=True, agent_host=name, token=host.token)).only(
-            "pk", "name", "agent_host_since", "duplicate_of"
+            "pk", "name", "agent_host", "agent_host_since", "duplicate_of"
         )
     )
+    if any(entry.pk == host.pk and entry.agent_host != name for entry in entries):
+        # Another entry's decision demoted this one since its poll began (which cleared the name).
+        Host.objects.filter(pk=host.pk).update(agent_host=name)
     first = min(entries, key=lambda entry: rank(entry, host.polling_since or timezone.now()))
     if first.pk == host.pk:
         for other in entries:

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -445,16 +446,22 @@ def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = No
     """Poll hosts concurrently in this process (no Celery), ending by `deadline` (default
     ALPHA_POLL_ROUND_TIMEOUT from now) whatever the hosts do. Returns hosts per resulting state.
 
-    Hosts go in the order round_order() gives."""
+    Hosts go in the order RoundQueue hands them out."""
     deadline = deadline or round_deadline()
     hosts = Host.objects.enabled() if host_ids is None else Host.objects.filter(pk__in=host_ids)
     rows = hosts.order_by(F("last_poll_at").asc(nulls_first=True), "pk").values_list(
         "pk", "consecutive_failures"
     )
-    ids = round_order((pk, failures > 0) for pk, failures in rows)
+    hosts = [(pk, failures > 0) for pk, failures in rows]
     states: dict[str, int] = {}
-    with fewer_collections(), polling_threads(len(ids)) as pool:
-        for state in pool.map(lambda pk: poll_guarded(pk, deadline), ids):
+    with fewer_collections(), polling_threads(len(hosts)) as pool:
+        queue = RoundQueue(hosts, thread_count(len(hosts)))
+
+        def poll_next(_) -> str:
+            with queue.next() as pk:
+                return poll_guarded(pk, deadline)
+
+        for state in pool.map(poll_next, range(len(hosts))):
             states[state or SKIPPED] = states.get(state or SKIPPED, 0) + 1
     close_old_connections()
     if states.get(NOT_REACHED):
@@ -462,32 +469,43 @@ def poll_round(host_ids: list[int] | None = None, deadline: Deadline | None = No
     return states
 
 
-# Hosts whose last poll failed are spread over this share of the others (see round_order).
-FAILED_SPREAD = 0.75
+class RoundQueue:
+    """A round's hosts, handed out one at a time as threads come free: those whose last poll
+    failed first, but on no more than all the threads less RESERVED at once, then the others,
+    each kind polled longest ago first (a host a short round did not reach is polled early in
+    the next).
 
+    A host that did not answer is likely to wait out its timeout again, the thread idle: started
+    first, its wait overlaps the others' work. Ordered by last_poll_at alone, such hosts came
+    last (a failed poll records its time at its end) and every round lasted its work plus a
+    timeout; all at once, 100 silent hosts of 1,000 held every one of 64 threads for 3 s while
+    the CPU idled. The threads kept back also mean that hosts which hang on purpose, however
+    many, never stop the fleet's answering hosts from being polled."""
 
-def round_order(hosts: Iterable[tuple[int, bool]]) -> list[int]:
-    """The ids of (id, failed last time) in polling order: the hosts polled longest ago first
-    (so that one a short round did not reach is polled early in the next), with those whose
-    last poll failed spread evenly over the first FAILED_SPREAD of the others, the first of them
-    first. A host that did not answer is likely to wait out its timeout again: started early,
-    it waits while the others are polled. Ordered by last_poll_at alone, it came last (a failed
-    poll records its time at its end, after the timeout) and every round lasted its work plus
-    that timeout; started all at once, they held every thread for a timeout while the CPU idled
-    (100 silent hosts of 1,000: 64 threads waiting 3 s at the start of each round)."""
-    failed, others = [], []
-    for pk, did_fail in hosts:
-        (failed if did_fail else others).append(pk)
-    span = int(len(others) * FAILED_SPREAD)
-    if len(failed) >= span:
-        return failed + others
-    ordered, taken = [], 0
-    for i, pk in enumerate(failed):
-        upto = i * span // len(failed)
-        ordered += others[taken:upto]
-        ordered.append(pk)
-        taken = upto
-    return ordered + others[taken:]
+    RESERVED = 8
+
+    def __init__(self, hosts: Iterable[tuple[int, bool]], threads: int):
+        self.failed: deque[int] = deque()
+        self.others: deque[int] = deque()
+        for pk, did_fail in hosts:
+            (self.failed if did_fail else self.others).append(pk)
+        self.most_failed = max(1, threads - self.RESERVED)
+        self.failed_polling = 0
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def next(self) -> Iterator[int]:
+        """The next host's id, for the duration of its poll."""
+        with self.lock:
+            failed = bool(self.failed) and (self.failed_polling < self.most_failed or not self.others)
+            pk = (self.failed if failed else self.others).popleft()
+            self.failed_polling += failed
+        try:
+            yield pk
+        finally:
+            if failed:
+                with self.lock:
+                    self.failed_polling -= 1
 
 
 @contextlib.contextmanager
@@ -517,6 +535,10 @@ def poll_guarded(host_id: int, deadline: Deadline, poll=None) -> str:
         return "error"
 
 
+def thread_count(jobs: int) -> int:
+    return max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
+
+
 @contextlib.contextmanager
 def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
     """ALPHA_POLL_CONCURRENCY threads, each keeping one database connection for all its hosts
@@ -529,9 +551,8 @@ def polling_threads(jobs: int) -> Iterator[ThreadPoolExecutor]:
         wrapper.inc_thread_sharing()  # so that this thread may close it below
         adopted.append(wrapper)
 
-    workers = max(1, min(settings.ALPHA_POLL_CONCURRENCY, jobs))
     try:
-        with ThreadPoolExecutor(max_workers=workers, initializer=adopt) as pool:
+        with ThreadPoolExecutor(max_workers=thread_count(jobs), initializer=adopt) as pool:
             yield pool
     finally:
         for wrapper in adopted:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -48,28 +49,39 @@ from .agents import (
 )
 
 
-class RoundOrderTests(SimpleTestCase):
-    def test_it_spreads_the_hosts_that_failed_over_most_of_the_round(self):
-        # 1,000 hosts polled longest ago first, every tenth silent last time.
-        hosts = [(pk, pk % 10 == 0) for pk in range(1, 1001)]
-        order = polling.round_order(hosts)
-        self.assertEqual(sorted(order), list(range(1, 1001)))
-        failed = [i for i, pk in enumerate(order) if pk % 10 == 0]
-        self.assertEqual(order[0], 10)  # the first of them first
-        # Never all at once: at most a share of the concurrency's worth at the start...
-        self.assertLessEqual(sum(i < 64 for i in failed), 64 // 4)
-        # ...and none in the last quarter of the others, where a timeout would end the round.
-        self.assertLess(max(failed), 1000 - 900 // 4)
-        # Each kind keeps its order (longest ago first).
-        self.assertEqual([order[i] for i in failed], list(range(10, 1001, 10)))
-        others = [pk for pk in order if pk % 10]
-        self.assertEqual(others, [pk for pk in range(1, 1001) if pk % 10])
+class RoundQueueTests(SimpleTestCase):
+    def take(self, queue: polling.RoundQueue, polls: contextlib.ExitStack, n: int) -> list[int]:
+        """Start n polls (each running until `polls` closes) and return their hosts."""
+        return [polls.enter_context(queue.next()) for _ in range(n)]
 
-    def test_it_puts_the_hosts_that_failed_first_when_they_are_most_of_the_fleet(self):
-        hosts = [(pk, pk > 2) for pk in range(1, 11)]
-        self.assertEqual(polling.round_order(hosts), [3, 4, 5, 6, 7, 8, 9, 10, 1, 2])
-        self.assertEqual(polling.round_order([(1, False), (2, False)]), [1, 2])
-        self.assertEqual(polling.round_order([]), [])
+    def test_it_starts_the_hosts_that_failed_first_on_all_but_the_reserved_threads(self):
+        # 1,000 hosts polled longest ago first, every tenth silent last time; 64 threads.
+        queue = polling.RoundQueue([(pk, pk % 10 == 0) for pk in range(1, 1001)], 64)
+        with contextlib.ExitStack() as polls:
+            first = self.take(queue, polls, 64)
+            # 56 of the failed ones, longest ago first, and 8 threads for the others.
+            self.assertEqual(first[:56], list(range(10, 561, 10)))
+            self.assertEqual(first[56:], [1, 2, 3, 4, 5, 6, 7, 8])
+            # While those 56 wait out their timeouts, the next hosts are answering ones.
+            self.assertEqual(self.take(queue, polls, 3), [9, 11, 12])
+        # All done: the rest of the failed ones go next, then the rest of the others.
+        order = [self.take(queue, contextlib.ExitStack(), 1)[0] for _ in range(1000 - 67)]
+        self.assertEqual(order[:44], list(range(570, 1001, 10)))
+        self.assertEqual(order[44:], [pk for pk in range(13, 1001) if pk % 10])
+
+    def test_it_gives_a_failed_host_the_thread_a_failed_host_freed(self):
+        queue = polling.RoundQueue([(1, True), (2, True), (3, True), (4, False), (5, False)], 10)
+        self.assertEqual(queue.most_failed, 2)
+        with contextlib.ExitStack() as polls:
+            self.assertEqual(self.take(queue, polls, 3), [1, 2, 4])
+            with queue.next() as pk:
+                self.assertEqual(pk, 5)
+            # 1 and 2 still polling, no other host left: the cap gives way.
+            self.assertEqual(self.take(queue, polls, 1), [3])
+
+    def test_it_lets_one_thread_poll_every_host_in_turn(self):
+        queue = polling.RoundQueue([(1, False), (2, True), (3, False)], 1)
+        self.assertEqual([self.take(queue, contextlib.ExitStack(), 1)[0] for _ in range(3)], [2, 1, 3])
 
 
 @override_settings(
