@@ -334,6 +334,25 @@ class PollingHostileAgentTests(LiveServerTestCase):
         self.assertLess(time.monotonic() - started, 3)
         self.assertEqual(states, {DOWN: 4})
 
+    @override_settings(ALPHA_POLL_CONCURRENCY=10)
+    def test_hosts_that_hang_never_take_every_thread(self):
+        # 12 hosts that did not answer last time and hang again, 3 that answer, on 10 threads.
+        long_ago = timezone.now() - timedelta(hours=1)
+        for i in range(12):
+            agent = SilentAgent()
+            self.addCleanup(agent.close)
+            Host.objects.create(
+                name=f"silent{i}", url=agent.url, token=TOKEN, consecutive_failures=1, last_poll_at=long_ago
+            )
+        health = json.dumps({"agent_version": "1", "following": True, "sources": []}).encode()
+        for i in range(3):
+            url = self.serve(lambda path: (200, health, 0) if "health" in path else (200, b'{"days": []}', 0))
+            Host.objects.create(name=f"answers{i}", url=url, token=TOKEN)
+        self.assertEqual(polling.poll_round(), {DOWN: 12, OK: 3})
+        hosts = Host.objects.order_by("last_poll_at")
+        # The three were polled while the first hung hosts still waited out their timeout.
+        self.assertEqual(sorted(host.name for host in hosts[:3]), ["answers0", "answers1", "answers2"])
+
 
 @override_settings(
     ALPHA_AGENT_TOKEN=TOKEN,
