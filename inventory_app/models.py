@@ -19,6 +19,8 @@ from . import rollup
 
 # Rows per query when reading by address: well under SQLite's variable limit.
 KEY_CHUNK = 500
+# Rows per statement when updating fleet rows by id on PostgreSQL (FleetAddressQuerySet).
+UPDATE_CHUNK = 5_000
 
 # A host's state after its last poll: ok; stale when its agent answered but is not following its
 # logs (the counts are getting old); down when the poll failed (unreachable, timed out, refused,
@@ -450,6 +452,12 @@ class FleetAddressQuerySet(models.QuerySet):
             return
         connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
+        if connection.vendor == "postgresql" and len(rows) > UPDATE_CHUNK:
+            # A jsonb value holds at most 256 MB, and these rows carry the fleet's user names (a
+            # host deleted with 90 days of sources updates a row for each of them).
+            for start in range(0, len(rows), UPDATE_CHUNK):
+                self._update_by_id(columns, rows[start : start + UPDATE_CHUNK])
+            return
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 assigned = ", ".join(f"{name} = u.{name}" for name in columns)

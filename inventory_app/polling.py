@@ -479,8 +479,8 @@ class RoundQueue:
     first, its wait overlaps the others' work. Ordered by last_poll_at alone, such hosts came
     last (a failed poll records its time at its end) and every round lasted its work plus a
     timeout; all at once, 100 silent hosts of 1,000 held every one of 64 threads for 3 s while
-    the CPU idled. The threads kept back also mean that hosts which hang on purpose, however
-    many, never stop the fleet's answering hosts from being polled."""
+    the CPU idled. The threads kept back also mean that hosts which hung last time, however
+    many, never stop the fleet's other hosts from being polled."""
 
     RESERVED = 8
 

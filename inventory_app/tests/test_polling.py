@@ -54,6 +54,14 @@ class RoundQueueTests(SimpleTestCase):
         """Start n polls (each running until `polls` closes) and return their hosts."""
         return [polls.enter_context(queue.next()) for _ in range(n)]
 
+    def one_by_one(self, queue: polling.RoundQueue, n: int) -> list[int]:
+        """The hosts of n polls made one after another."""
+        order = []
+        for _ in range(n):
+            with queue.next() as pk:
+                order.append(pk)
+        return order
+
     def test_it_starts_the_hosts_that_failed_first_on_all_but_the_reserved_threads(self):
         # 1,000 hosts polled longest ago first, every tenth silent last time; 64 threads.
         queue = polling.RoundQueue([(pk, pk % 10 == 0) for pk in range(1, 1001)], 64)
@@ -65,23 +73,29 @@ class RoundQueueTests(SimpleTestCase):
             # While those 56 wait out their timeouts, the next hosts are answering ones.
             self.assertEqual(self.take(queue, polls, 3), [9, 11, 12])
         # All done: the rest of the failed ones go next, then the rest of the others.
-        order = [self.take(queue, contextlib.ExitStack(), 1)[0] for _ in range(1000 - 67)]
+        order = self.one_by_one(queue, 1000 - 67)
         self.assertEqual(order[:44], list(range(570, 1001, 10)))
         self.assertEqual(order[44:], [pk for pk in range(13, 1001) if pk % 10])
 
     def test_it_gives_a_failed_host_the_thread_a_failed_host_freed(self):
-        queue = polling.RoundQueue([(1, True), (2, True), (3, True), (4, False), (5, False)], 10)
+        failed, others = [(pk, True) for pk in (1, 2, 3, 4)], [(pk, False) for pk in (5, 6, 7)]
+        queue = polling.RoundQueue(failed + others, 10)
         self.assertEqual(queue.most_failed, 2)
         with contextlib.ExitStack() as polls:
-            self.assertEqual(self.take(queue, polls, 3), [1, 2, 4])
             with queue.next() as pk:
-                self.assertEqual(pk, 5)
-            # 1 and 2 still polling, no other host left: the cap gives way.
-            self.assertEqual(self.take(queue, polls, 1), [3])
+                self.assertEqual(pk, 1)
+                self.assertEqual(self.take(queue, polls, 2), [2, 5])  # 2 failed at most
+            # 1 is done: its thread goes to the next failed host, then the cap holds again.
+            self.assertEqual(self.take(queue, polls, 2), [3, 6])
+
+    def test_it_gives_the_failed_hosts_every_thread_once_no_other_host_is_left(self):
+        queue = polling.RoundQueue([(1, True), (2, True), (3, True), (4, False)], 10)
+        with contextlib.ExitStack() as polls:
+            self.assertEqual(self.take(queue, polls, 4), [1, 2, 4, 3])
 
     def test_it_lets_one_thread_poll_every_host_in_turn(self):
         queue = polling.RoundQueue([(1, False), (2, True), (3, False)], 1)
-        self.assertEqual([self.take(queue, contextlib.ExitStack(), 1)[0] for _ in range(3)], [2, 1, 3])
+        self.assertEqual(self.one_by_one(queue, 3), [2, 1, 3])
 
 
 @override_settings(
