@@ -408,8 +408,8 @@ class FleetAddressQuerySet(models.QuerySet):
                 return None
             empty = (b"", {}, None, None)
             details = [rollup.changed(empty, host_id, old, new)[0] for _, old, new in changes]
-            values = [(*delta, bits, json.dumps(users), first, last)
-                      for delta, (bits, users, first, last) in zip(deltas, details)]  # fmt: skip
+            values = [(day.isoformat(), *delta, bits.hex(), json.dumps(users), first, last)
+                      for (day, *delta), (bits, users, first, last) in zip(deltas, details)]  # fmt: skip
             # One statement for them all (an executemany is a round trip per row), which returns
             # only the rows that were there already: the others were written whole.
             types = ("date", "text", "boolean", "bigint", "bigint", "bigint", "bigint", "bytea", "jsonb",
@@ -460,9 +460,15 @@ class FleetAddressQuerySet(models.QuerySet):
             return
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
+                kinds = ("bigint", *columns.values())
+                if "bytea" in kinds:  # as hex, as as_json() takes bytes
+                    rows = [
+                        tuple(bytes(v).hex() if k == "bytea" else v for k, v in zip(kinds, row))
+                        for row in rows
+                    ]
                 assigned = ", ".join(f"{name} = u.{name}" for name in columns)
                 cursor.execute(
-                    f"UPDATE {table} AS f SET {assigned} FROM ({json_rows(('bigint', *columns.values()))}) "
+                    f"UPDATE {table} AS f SET {assigned} FROM ({json_rows(kinds)}) "
                     f"AS u(id, {', '.join(columns)}) WHERE f.id = u.id",
                     [as_json(rows)],
                 )
