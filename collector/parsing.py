@@ -5,7 +5,6 @@ fields) and its timestamp here, the message itself in messages.py. Pure Python: 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Final
 
@@ -42,25 +41,83 @@ MONTHS: Final = {
 }
 
 
-@dataclass(slots=True)
 class Event:
-    """One sshd log event. `count` > 1 when a repeat line stands for several."""
+    """One sshd log event. `count` > 1 when a repeat line stands for several.
 
-    ts: datetime  # aware, in the zone days are counted in
-    host: str
-    program: str
-    pid: int | None
-    kind: str
-    user: str | None = None
-    source_ip: str | None = None
-    source_port: int | None = None
-    method: str | None = None
-    count: int = 1
-    invalid_user: bool = False
-    message: str = ""
-    boot_id: str = ""  # the journal's _BOOT_ID: PIDs restart at every boot
-    source_name: str | None = None  # a host name PAM gave (rhost=) where no address was written
-    key: str | None = None  # an Accepted line's key: "ED25519 SHA256:…" when sshd logs it
+    A plain class, not a dataclass: compiled (speedups.py), its __init__ is native code, where a
+    dataclass's generated __init__ stays interpreted Python, a fifth of the parser's cost per line.
+    """
+
+    __slots__ = (
+        "epoch",
+        "day",
+        "zone",
+        "host",
+        "program",
+        "pid",
+        "kind",
+        "user",
+        "source_ip",
+        "source_port",
+        "method",
+        "count",
+        "invalid_user",
+        "message",
+        "boot_id",
+        "source_name",
+        "key",
+    )
+
+    def __init__(
+        self,
+        epoch: float,
+        day: str,
+        zone: tzinfo,
+        host: str,
+        program: str,
+        pid: int | None,
+        kind: str,
+        user: str | None = None,
+        source_ip: str | None = None,
+        source_port: int | None = None,
+        method: str | None = None,
+        count: int = 1,
+        invalid_user: bool = False,
+        message: str = "",
+        boot_id: str = "",
+        source_name: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.epoch = epoch  # seconds since the epoch
+        self.day = day  # the ISO date it counts on, in `zone`, the zone days are counted in
+        self.zone = zone
+        self.host = host
+        self.program = program
+        self.pid = pid
+        self.kind = kind
+        self.user = user
+        self.source_ip = source_ip
+        self.source_port = source_port
+        self.method = method
+        self.count = count
+        self.invalid_user = invalid_user
+        self.message = message
+        self.boot_id = boot_id  # the journal's _BOOT_ID: PIDs restart at every boot
+        self.source_name = source_name  # a host name PAM gave (rhost=) where no address was written
+        self.key = key  # an Accepted line's key: "ED25519 SHA256:…" when sshd logs it
+
+    def __repr__(self) -> str:
+        # Compiled, the class has no __slots__ to read the names from.
+        names = ("day", "host", "program", "pid", "kind", "user", "source_ip", "source_port", "method",
+                 "count", "invalid_user", "message", "boot_id", "source_name", "key")  # fmt: skip
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"Event(ts={self.ts.isoformat()}, {fields})"
+
+    @property
+    def ts(self) -> datetime:
+        """When, as an aware time in the zone days are counted in (not needed to count: made
+        only when asked for)."""
+        return datetime.fromtimestamp(self.epoch, self.zone)
 
     @property
     def phase(self) -> str:
@@ -98,6 +155,10 @@ class Malformed:
 
 MALFORMED: Final = Malformed()
 
+# A time as the tracker needs it: (seconds since the epoch, the ISO date of its day in the zone
+# days are counted in).
+When = tuple[float, str]
+
 # What Parser._day_year answers besides a year: no time on the day is valid, or the year depends
 # on the time.
 NO_YEAR: Final = 0
@@ -118,6 +179,7 @@ CLASSIC_HEADER: Final = re.compile(
 COMMON_HEADER: Final = re.compile(
     r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ([^\s\[]+) (sshd(?:-session|-auth)?)\[(\d+)\]: (?:\[ID \d+ [\w.]+\] )?"
 )
+COMMON_STAMP: Final = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d")
 # `2024-03-29T17:37:18.123456+00:00 host sshd[123]: msg` (rsyslog's high-precision format).
 RFC3339_HEADER: Final = re.compile(
     r"(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
@@ -157,38 +219,63 @@ class Parser:
         # A day of slack absorbs clocks and zones that disagree a little.
         self.now = now.astimezone(self.zone)
         self._latest = (self.now + timedelta(days=1)).replace(tzinfo=None)
-        self._classic_cache: dict[str, datetime | None] = {}  # "Mar  3 00:17:22" -> its datetime
+        self._classic_cache: dict[str, When | None] = {}  # "Mar  3 00:17:22" -> its time
+        self._hours: dict[str, tuple[int, float, str]] = {}  # "Mar  3 00" -> see _hour_start
         self._day_years: dict[str, int] = {}  # "Mar  3" -> see _day_year
 
     # -- timestamps --
 
     def classic_ts(self, stamp: str) -> datetime | None:
         """The time of a classic stamp, "Mar  3 00:17:22" (the day padded or not)."""
-        # Many lines share a second: their timestamp is one dict look-up.
-        if stamp in self._classic_cache:
-            return self._classic_cache[stamp]
+        when = self._classic_when(stamp)
+        return None if when is None else datetime.fromtimestamp(when[0], self.zone)
+
+    def _classic_when(self, stamp: str) -> When | None:
+        # Many lines share a second: their time is one dict look-up.
+        cache = self._classic_cache
+        if stamp in cache:
+            return cache[stamp]
+        when = self._classic_second(stamp)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[stamp] = when
+        return when
+
+    def _classic_second(self, stamp: str) -> When | None:
         mon, day, time = stamp[:3], int(stamp[4:-9]), stamp[-8:]
+        hour, minute, second = int(time[0:2]), int(time[3:5]), int(time[6:8])
+        if hour > 23 or minute > 59 or second > 59:
+            return None
         # A new second: the year is the day's unless it changes within the day (see _day_year).
         year = self._day_years.get(stamp[:-9])
         if year is None:
             if len(self._day_years) > 1_000:
                 self._day_years.clear()
             year = self._day_years[stamp[:-9]] = self._day_year(mon, day)
-        ts: datetime | None
-        if year == VARIES:
-            ts = self._classic_ts(mon, day, time)
-        elif year == NO_YEAR:
-            ts = None
-        else:
-            hour, minute, second = int(time[0:2]), int(time[3:5]), int(time[6:8])
-            if hour > 23 or minute > 59 or second > 59:
-                ts = None
-            else:
-                ts = datetime(year, MONTHS[mon], day, hour, minute, second, tzinfo=self.zone)
-        if len(self._classic_cache) > 10_000:
-            self._classic_cache.clear()
-        self._classic_cache[stamp] = ts
-        return ts
+        if year == NO_YEAR:
+            return None
+        if year != VARIES:
+            # An hour is converted once: where the zone's offset is the same at its first and
+            # last second, a time in it is its start plus the minutes and seconds.
+            hour_key = stamp[:-6]
+            start = self._hours.get(hour_key)
+            if start is None:
+                if len(self._hours) > 1_000:
+                    self._hours.clear()
+                start = self._hours[hour_key] = self._hour_start(year, MONTHS[mon], day, hour)
+            if start[0] >= 0:
+                return (start[1] + minute * 60 + second, start[2])
+        ts = self._classic_ts(mon, day, time)
+        return None if ts is None else _when(ts)
+
+    def _hour_start(self, year: int, month: int, day: int, hour: int) -> tuple[int, float, str]:
+        """(1, epoch, ISO date) of an hour's first second if its offset holds all hour, else
+        (-1, 0.0, "") (a change of offset within the hour: each second is converted)."""
+        first = datetime(year, month, day, hour, tzinfo=self.zone)
+        last = first.replace(minute=59, second=59)
+        if first.utcoffset() != last.utcoffset():
+            return (-1, 0.0, "")
+        return (1, first.timestamp(), first.date().isoformat())
 
     def _day_year(self, mon: str, day: int) -> int:
         """The year of every classic time on this day, NO_YEAR if no time on it is valid, or VARIES
@@ -262,11 +349,13 @@ class Parser:
             return None
         if len(line) > MAX_LINE_LENGTH:
             line = line[:MAX_LINE_LENGTH]
+        event = self._common(line)
+        if event is not None:
+            return event
         m = COMMON_HEADER.match(line)
         if m is not None:
             stamp, host, prog, pid = m.groups()
-            ts = self._classic_cache.get(stamp) or self.classic_ts(stamp)
-            return self._event(ts, host, prog, pid, line[m.end() :])
+            return self._event(self._classic_when(stamp), host, prog, pid, line[m.end() :])
         first = line[:1]
         if first == "<":
             m = RFC5424_HEADER.match(line)
@@ -274,7 +363,7 @@ class Parser:
                 ts = self.rfc3339_ts(m["ts"])
                 pid = m["pid"]
                 return self._event(
-                    ts,
+                    None if ts is None else _when(ts),
                     m["host"],
                     m["prog"],
                     None if pid == "-" else pid,
@@ -286,8 +375,9 @@ class Parser:
             m = RFC3339_HEADER.match(line)
             if m is None:
                 return _unreadable(line)
+            ts = self.rfc3339_ts(m["ts"])
             return self._event(
-                self.rfc3339_ts(m["ts"]),
+                None if ts is None else _when(ts),
                 m["host"],
                 m["prog"],
                 m["pid"],
@@ -297,8 +387,36 @@ class Parser:
         if m is None:
             return _unreadable(line)
         stamp, host, prog, pid = m.groups()  # the pattern's groups, in order
-        ts = self._classic_cache.get(stamp) or self.classic_ts(stamp)
-        return self._event(ts, host, prog, pid, line[m.end() :])
+        return self._event(self._classic_when(stamp), host, prog, pid, line[m.end() :])
+
+    def _common(self, line: str) -> Event | Malformed | None:
+        """The common classic header, "Mar  3 00:17:22 host sshd[123]: ", read without a regex
+        once its stamp is known good: exactly what COMMON_HEADER would find, or None to leave
+        the line to the patterns."""
+        stamp = line[:15]
+        when = self._classic_cache.get(stamp)
+        if when is None:
+            if stamp in self._classic_cache or not COMMON_STAMP.fullmatch(stamp):
+                return None
+            when = self._classic_when(stamp)
+            if when is None:
+                return None
+        if line[15:16] != " ":
+            return None
+        space = line.find(" ", 16)
+        host = line[16:space]
+        # The host as [^\s\[]+ reads it: ASCII only here, where "printable" excludes every space.
+        if space <= 16 or not (host.isascii() and host.isprintable()) or "[" in host:
+            return None
+        bracket = line.find("[", space + 1)
+        program = line[space + 1 : bracket]
+        if bracket == -1 or not (program == "sshd" or program == "sshd-session" or program == "sshd-auth"):
+            return None
+        end = line.find("]: ", bracket + 1)
+        pid = line[bracket + 1 : end]
+        if end <= bracket + 1 or not (pid.isascii() and pid.isdigit()) or line.startswith("[ID ", end + 3):
+            return None
+        return self._event(when, host, program, pid, line[end + 3 :])
 
     def parse_journal(
         self,
@@ -312,42 +430,49 @@ class Parser:
         """An event from journal fields; the journal gives the time, PID and boot itself."""
         if len(message) > MAX_LINE_LENGTH:
             message = message[:MAX_LINE_LENGTH]
-        return self._event(ts.astimezone(self.zone), host, program, pid, message, boot_id)
+        return self._event(_when(ts.astimezone(self.zone)), host, program, pid, message, boot_id)
 
     def _event(
         self,
-        ts: datetime | None,
+        when: When | None,
         host: str | None,
         program: str,
         pid: str | None,
         msg: str,
         boot_id: str = "",
     ) -> Event | Malformed:
-        if ts is None:
+        if when is None:
             return MALFORMED
         msg = msg.rstrip()
         if program == "sshd(pam_unix)":
             msg = _old_pam(msg)
         fields = classify(msg)
-        get = fields.get
-        # Positional, in Event's field order: several times cheaper than Event(**fields, ...).
+        # Positional, in Event's field order (fields.get compiles to a direct call; a bound
+        # method would be called as a Python object).
         return Event(
-            ts,
+            when[0],
+            when[1],
+            self.zone,
             host or "",
             program,
             int(pid) if pid and pid.isdigit() else None,
             fields["kind"],
-            get("user"),
-            get("source_ip"),
-            get("source_port"),
-            get("method"),
-            get("count", 1),
-            get("invalid_user", False),
+            fields.get("user"),
+            fields.get("source_ip"),
+            fields.get("source_port"),
+            fields.get("method"),
+            fields.get("count", 1),
+            fields.get("invalid_user", False),
             msg,
             boot_id,
-            get("source_name"),
-            get("key"),
+            fields.get("source_name"),
+            fields.get("key"),
         )
+
+
+def _when(ts: datetime) -> When:
+    """An aware time, in the zone days are counted in, as (epoch, day)."""
+    return (ts.timestamp(), ts.date().isoformat())
 
 
 def _old_pam(msg: str) -> str:

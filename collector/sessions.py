@@ -13,7 +13,6 @@ deltas of any split of a log therefore gives the counts of reading it in one go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Final
 
 from .contract import MAX_USER_LENGTH, TALLIED
@@ -215,7 +214,6 @@ class Tracker:
         # Old syslogd writes "last message repeated" with an empty host: it is the last host.
         self.last_host: str = state.get("last_host", "")
         self.tally = Tally()
-        self._ts_cache: dict[datetime, tuple[float, str]] = {}
         # Keys of connections changed, and of connections forgotten, since the last
         # take_changes(): a commit writes only these, so its cost follows the lines of the batch,
         # not the number of open connections.
@@ -274,13 +272,7 @@ class Tracker:
     def feed(self, ev: Event) -> Event | None:
         """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
         tally = self.tally
-        # Lines of the same second share one datetime: convert it once.
-        cached = self._ts_cache.get(ev.ts)
-        if cached is None:
-            if len(self._ts_cache) > 10_000:
-                self._ts_cache.clear()
-            cached = self._ts_cache[ev.ts] = (ev.ts.timestamp(), ev.ts.date().isoformat())
-        ts, day = cached
+        ts, day = ev.epoch, ev.day
         if ts > self.newest:
             self.newest = ts
             if ts >= self.next_evict:
@@ -480,5 +472,5 @@ class Tracker:
 def _repeated(rep: tuple | list, ev: Event) -> Event:
     """A "message repeated" event as the event it repeats (Conn.rep), at the repeat's time, with
     the repeat's count."""
-    return Event(ev.ts, ev.host, ev.program, ev.pid, rep[0], rep[1], rep[2], rep[3], rep[4], ev.count,
-                 rep[5], ev.message, ev.boot_id)  # fmt: skip
+    return Event(ev.epoch, ev.day, ev.zone, ev.host, ev.program, ev.pid, rep[0], rep[1], rep[2], rep[3],
+                 rep[4], ev.count, rep[5], ev.message, ev.boot_id)  # fmt: skip

@@ -3,6 +3,7 @@ and the ground truth of third-party corpora (read in place from shared/corpora, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -14,7 +15,7 @@ import pytest
 
 from collector.contract import is_address
 from collector.messages import FAILURE, KINDS, LISTENER, OPEN, POST, PRE, REFUSED, SUCCESS, classify
-from collector.parsing import MALFORMED, MAX_LINE_LENGTH, Event, Parser
+from collector.parsing import CLASSIC_HEADER, COMMON_HEADER, MALFORMED, MAX_LINE_LENGTH, Event, Parser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZURICH = ZoneInfo("Europe/Zurich")
@@ -87,6 +88,66 @@ def test_it_reads_classic_headers_without_host_or_with_empty_host():
     # A host that is itself called sshd is still the host.
     ev = event("Mar  3 00:17:22 sshd sshd[9]: Invalid user bob from 192.0.2.1")
     assert (ev.host, ev.program, ev.pid) == ("sshd", "sshd", 9)
+
+
+def test_it_reads_common_headers_as_the_patterns_do():
+    # The common header is read without a regex once its stamp is known; on every header, odd or
+    # not, the event says what COMMON_HEADER (else CLASSIC_HEADER) reads, with a stamp new to the
+    # parser and with one it has seen.
+    hosts = ("web-01", "sshd", "hôst", "a\tb", "h[1]", "x\u00a0y", "", "::1")
+    programs = ("sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)", "sshdx", "sshd-sessio")
+    pids = ("[123]", "[0]", "[\u0661\u0662]", "[\u00b2]", "[12a]", "[]", "")
+    ends = (": ", ":", ":  ", " ")
+    messages = (
+        "Invalid user bob from 192.0.2.1 port 5",
+        "[ID 800047 auth.info] Invalid user x from 192.0.2.2",
+        "",
+    )
+    stamps = ("Mar  3 00:17:22", "Mar 03 00:17:23", "Mar 3 00:17:24", "Mar  3 00:17:22.5")
+    read = 0
+    for stamp, host, program, pid, end, msg in itertools.product(
+        stamps, hosts, programs, pids, ends, messages
+    ):
+        line = f"{stamp} {host} {program}{pid}{end}{msg}".replace("  sshd", " sshd", host == "")
+        m = COMMON_HEADER.match(line) or CLASSIC_HEADER.match(line)
+        p = parser()
+        for _ in range(2):
+            ev = p.parse_line(line)
+            if m is None:
+                assert not isinstance(ev, Event), line
+                continue
+            number = m.group(4)
+            expected = (m.group(2) or "", m.group(3), int(number) if number and number.isdigit() else None)
+            assert isinstance(ev, Event), line
+            assert (ev.host, ev.program, ev.pid) == expected, line
+            if m.group(3) != "sshd(pam_unix)":
+                assert ev.message == line[m.end() :].rstrip(), line
+            assert ev.ts == datetime(2026, 3, 3, 0, 17, int(stamp.split(":")[2][:2]), tzinfo=UTC)
+            read += 1
+    assert read > 1000  # most of them are headers
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Zurich", "America/New_York", "Australia/Lord_Howe", "America/St_Johns"]
+)
+def test_it_converts_classic_times_exactly_on_days_the_offset_changes(zone):
+    # An hour is converted once where its offset holds; on the days a zone changes its offset
+    # (Lord Howe by half an hour, at 02:00), every time is what its own conversion gives.
+    tz = ZoneInfo(zone)
+    p = parser(zone=tz, now=datetime(2026, 12, 31, tzinfo=UTC))
+    days = [
+        d
+        for d in (datetime(2026, 1, 1) + timedelta(days=n) for n in range(365))
+        if d.replace(tzinfo=tz).utcoffset() != d.replace(hour=23, minute=59, tzinfo=tz).utcoffset()
+    ]
+    assert len(days) == 2
+    for day in days:
+        for second in range(0, 86400, 37):
+            local = day + timedelta(seconds=second)
+            ev = p.parse_line(f"{local:%b} {local.day:2} {local:%H:%M:%S} host sshd[1]: x")
+            expected = local.replace(tzinfo=tz)
+            assert (ev.epoch, ev.day) == (expected.timestamp(), expected.date().isoformat()), local
+            assert ev.ts.timestamp() == expected.timestamp()
 
 
 def test_it_reads_bracketed_programs_and_solaris_message_ids():
