@@ -254,35 +254,37 @@ def _first(*handlers):
     return handler
 
 
-def _authentication(pattern: re.Pattern, kind: str, **fields):
+def _method_rest(msg: str, start: int) -> tuple[str, str] | None:
+    """(method, rest) of "<word> <method> for <rest>", the method read from `start`, with str
+    methods where the line is plain (no newline, the method printable ASCII, so without spaces);
+    None leaves the line to the pattern."""
+    space = msg.find(" ", start)
+    method = msg[start:space]
+    if space <= start or not msg.startswith(" for ", space) or "\n" in msg:
+        return None
+    if not (method.isascii() and method.isprintable()):
+        return None
+    return method, msg[space + 5 :]
+
+
+def _attempt(kind: str, rest: str) -> dict | None:
     """Accepted / Failed / Invalid user: "<what> for <user> from <addr> port <n> ssh2[: info]"."""
-    has_method, has_invalid = "method" in pattern.groupindex, "invalid" in pattern.groupindex
-
-    def handler(msg: str) -> dict | None:
-        m = pattern.match(msg)
-        if m is None:
-            return None
-        parts = _user_source(m["rest"])
-        if parts is None:
-            return None
-        found = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}
-        if fields:
-            found.update(fields)
-        if has_method:
-            found["method"] = m["method"]
-        if has_invalid:
-            found["invalid_user"] = bool(m["invalid"])
-        return found
-
-    return handler
-
-
-_accepted_login = _authentication(ACCEPTED, "accepted")
+    parts = _user_source(rest)
+    if parts is None:
+        return None
+    return {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}
 
 
 def _accepted(msg: str) -> dict | None:
-    fields = _accepted_login(msg)
+    quick = _method_rest(msg, 9)  # after "Accepted "
+    if quick is None:
+        m = ACCEPTED.match(msg)
+        if m is None:
+            return None
+        quick = m["method"], m["rest"]
+    fields = _attempt("accepted", quick[1])
     if fields is not None:
+        fields["method"] = quick[0]
         # The key's fingerprint follows sshd's own ": " (a user name never holds ':').
         cut = msg.find(": ", msg.find(" for "))
         m = KEY_INFO.match(msg, cut + 2) if cut != -1 else None
@@ -291,8 +293,39 @@ def _accepted(msg: str) -> dict | None:
     return fields
 
 
-_failed = _authentication(FAILED, "failed")
-_invalid = _authentication(INVALID_USER, "invalid_user", invalid_user=True)
+def _failed(msg: str) -> dict | None:
+    quick = _method_rest(msg, 7)  # after "Failed "
+    if quick is not None:
+        method, rest = quick
+        invalid = rest.startswith("invalid user ")
+        if invalid:
+            rest = rest[13:]
+    else:
+        m = FAILED.match(msg)
+        if m is None:
+            return None
+        method, rest, invalid = m["method"], m["rest"], bool(m["invalid"])
+    fields = _attempt("failed", rest)
+    if fields is not None:
+        fields["method"] = method
+        fields["invalid_user"] = invalid
+    return fields
+
+
+def _invalid(msg: str) -> dict | None:
+    if msg.startswith("Invalid user ") and "\n" not in msg:
+        rest = msg[13:]
+    else:
+        m = INVALID_USER.match(msg)
+        if m is None:
+            return None
+        rest = m["rest"]
+    fields = _attempt("invalid_user", rest)
+    if fields is not None:
+        fields["invalid_user"] = True
+    return fields
+
+
 _no_identification = _matcher(NO_IDENTIFICATION, "no_identification")
 _bad = _matcher(BAD_PROTOCOL, "bad_protocol")
 _unable = _matcher(UNABLE_TO_NEGOTIATE, "unable_to_negotiate")

@@ -180,6 +180,7 @@ COMMON_HEADER: Final = re.compile(
     r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ([^\s\[]+) (sshd(?:-session|-auth)?)\[(\d+)\]: (?:\[ID \d+ [\w.]+\] )?"
 )
 COMMON_STAMP: Final = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d")
+COMMON_HOST: Final = re.compile(r"[^\s\[]+")
 # `2024-03-29T17:37:18.123456+00:00 host sshd[123]: msg` (rsyslog's high-precision format).
 RFC3339_HEADER: Final = re.compile(
     r"(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
@@ -221,6 +222,7 @@ class Parser:
         self._latest = (self.now + timedelta(days=1)).replace(tzinfo=None)
         self._classic_cache: dict[str, When | None] = {}  # "Mar  3 00:17:22" -> its time
         self._hours: dict[str, tuple[int, float, str]] = {}  # "Mar  3 00" -> see _hour_start
+        self._hosts: dict[str, str] = {}  # host names of the common header, checked
         self._day_years: dict[str, int] = {}  # "Mar  3" -> see _day_year
 
     # -- timestamps --
@@ -355,18 +357,17 @@ class Parser:
         m = COMMON_HEADER.match(line)
         if m is not None:
             stamp, host, prog, pid = m.groups()
-            return self._event(self._classic_when(stamp), host, prog, pid, line[m.end() :])
+            return self._event(self._classic_when(stamp), host, prog, _pid(pid), line[m.end() :])
         first = line[:1]
         if first == "<":
             m = RFC5424_HEADER.match(line)
             if m is not None:
                 ts = self.rfc3339_ts(m["ts"])
-                pid = m["pid"]
                 return self._event(
                     None if ts is None else _when(ts),
                     m["host"],
                     m["prog"],
-                    None if pid == "-" else pid,
+                    _pid(m["pid"]),  # "-" if none
                     # RFC 5424 lets a UTF-8 message start with a byte order mark.
                     line[m.end() :].removeprefix("\ufeff"),
                 )
@@ -380,19 +381,19 @@ class Parser:
                 None if ts is None else _when(ts),
                 m["host"],
                 m["prog"],
-                m["pid"],
+                _pid(m["pid"]),
                 line[m.end() :],
             )
         m = CLASSIC_HEADER.match(line)
         if m is None:
             return _unreadable(line)
         stamp, host, prog, pid = m.groups()  # the pattern's groups, in order
-        return self._event(self._classic_when(stamp), host, prog, pid, line[m.end() :])
+        return self._event(self._classic_when(stamp), host, prog, _pid(pid), line[m.end() :])
 
     def _common(self, line: str) -> Event | Malformed | None:
         """The common classic header, "Mar  3 00:17:22 host sshd[123]: ", read without a regex
-        once its stamp is known good: exactly what COMMON_HEADER would find, or None to leave
-        the line to the patterns."""
+        once its stamp and host are known good: exactly what COMMON_HEADER would find, or None
+        to leave the line to the patterns."""
         stamp = line[:15]
         when = self._classic_cache.get(stamp)
         if when is None:
@@ -401,22 +402,30 @@ class Parser:
             when = self._classic_when(stamp)
             if when is None:
                 return None
-        if line[15:16] != " ":
+        if line.find(" ", 15) != 15:
             return None
         space = line.find(" ", 16)
-        host = line[16:space]
-        # The host as [^\s\[]+ reads it: ASCII only here, where "printable" excludes every space.
-        if space <= 16 or not (host.isascii() and host.isprintable()) or "[" in host:
+        if space <= 16:
             return None
+        # A host is checked once, then looked up: a log names few.
+        host = self._hosts.get(line[16:space])
+        if host is None:
+            host = line[16:space]
+            if not COMMON_HOST.fullmatch(host):
+                return None
+            if len(self._hosts) > 1_000:
+                self._hosts.clear()
+            self._hosts[host] = host
         bracket = line.find("[", space + 1)
         program = line[space + 1 : bracket]
         if bracket == -1 or not (program == "sshd" or program == "sshd-session" or program == "sshd-auth"):
             return None
         end = line.find("]: ", bracket + 1)
-        pid = line[bracket + 1 : end]
-        if end <= bracket + 1 or not (pid.isascii() and pid.isdigit()) or line.startswith("[ID ", end + 3):
+        pid = _pid(line[bracket + 1 : end])
+        msg = line[end + 3 :]
+        if end == -1 or pid is None or msg.startswith("[ID "):
             return None
-        return self._event(when, host, program, pid, line[end + 3 :])
+        return self._event(when, host, program, pid, msg)
 
     def parse_journal(
         self,
@@ -430,14 +439,14 @@ class Parser:
         """An event from journal fields; the journal gives the time, PID and boot itself."""
         if len(message) > MAX_LINE_LENGTH:
             message = message[:MAX_LINE_LENGTH]
-        return self._event(_when(ts.astimezone(self.zone)), host, program, pid, message, boot_id)
+        return self._event(_when(ts.astimezone(self.zone)), host, program, _pid(pid), message, boot_id)
 
     def _event(
         self,
         when: When | None,
         host: str | None,
         program: str,
-        pid: str | None,
+        pid: int | None,
         msg: str,
         boot_id: str = "",
     ) -> Event | Malformed:
@@ -455,7 +464,7 @@ class Parser:
             self.zone,
             host or "",
             program,
-            int(pid) if pid and pid.isdigit() else None,
+            pid,
             fields["kind"],
             fields.get("user"),
             fields.get("source_ip"),
@@ -468,6 +477,16 @@ class Parser:
             fields.get("source_name"),
             fields.get("key"),
         )
+
+
+def _pid(text: str | None) -> int | None:
+    """A header's PID, None if it has none or it is not a number."""
+    if not text or not text.isdigit():
+        return None
+    try:
+        return int(text)
+    except ValueError:  # digits that are not decimal: "²"
+        return None
 
 
 def _when(ts: datetime) -> When:

@@ -14,7 +14,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.contract import is_address
-from collector.messages import FAILURE, KINDS, LISTENER, OPEN, POST, PRE, REFUSED, SUCCESS, classify
+from collector.messages import (
+    ACCEPTED,
+    FAILED,
+    FAILURE,
+    INVALID_USER,
+    KINDS,
+    LISTENER,
+    OPEN,
+    POST,
+    PRE,
+    REFUSED,
+    SUCCESS,
+    _user_source,
+    classify,
+)
 from collector.parsing import CLASSIC_HEADER, COMMON_HEADER, MALFORMED, MAX_LINE_LENGTH, Event, Parser
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -856,6 +870,46 @@ def test_it_prints_events_as_ordered_dicts():
 
 def test_it_drops_impossible_ports():
     assert sshd("Failed password for root from 192.0.2.1 port 99999 ssh2").source_port is None
+
+
+def test_it_reads_authentication_lines_as_their_patterns_do():
+    # Accepted, Failed and Invalid user lines are read with str methods where they are plain; on
+    # plain and odd lines alike, classify() says what ACCEPTED, FAILED and INVALID_USER read.
+    methods = ("password", "keyboard-interactive/pam", "pass\tword", "pässword", "none", "")
+    users = (
+        "root",
+        "invalid user bob",
+        "invalid user ",
+        "a from 6.6.6.6 port 1 ssh2",
+        "x\ny",
+        "ユーザー",
+        "",
+    )
+    tails = (" from 192.0.2.1 port 22 ssh2", " from ::1 port 22", " from 192.0.2.1", "", ": x", " from h\n")
+    checked = 0
+    kinds = (
+        (ACCEPTED, "Accepted", "accepted"),
+        (FAILED, "Failed", "failed"),
+        (INVALID_USER, "Invalid", "invalid_user"),
+    )
+    for (pattern, what, kind), method, user, tail in itertools.product(kinds, methods, users, tails):
+        msg = f"{what} user {user}{tail}" if pattern is INVALID_USER else f"{what} {method} for {user}{tail}"
+        fields = classify(msg)
+        m = pattern.match(msg)
+        parts = _user_source(m["rest"]) if m else None
+        if parts is None:
+            assert fields["kind"] != kind, msg
+            continue
+        expected = {"kind": kind, "user": parts[0], "source_ip": parts[1], "source_port": parts[2]}
+        if pattern is not INVALID_USER:
+            expected["method"] = m["method"]
+        if pattern is FAILED:
+            expected["invalid_user"] = bool(m["invalid"])
+        if pattern is INVALID_USER:
+            expected["invalid_user"] = True
+        assert {key: fields.get(key) for key in expected} == expected, msg
+        checked += 1
+    assert checked > 100
 
 
 # --- Security: attacker-controlled text ----------------------------------------------------
