@@ -22,7 +22,7 @@ from .models import (
     UnknownSample,
     upsert,
 )
-from .sessions import SESSIONS, Tally, Tracker
+from .sessions import SESSIONS, Source, Tally, Tracker
 
 # Rows per query when reading existing counts: well under SQLite's variable limit.
 KEY_CHUNK = 500
@@ -136,7 +136,7 @@ def _add_days(deltas: dict[str, list[int]]) -> None:
     )
 
 
-def _add_sources(deltas: dict[tuple[str, str], list]) -> None:
+def _add_sources(deltas: dict[tuple[str, str], Source]) -> None:
     """Add the sources' deltas: counts are added in the upsert; times and user names are merged
     with the stored row's, read first (only the agent writes them: it holds the write lock)."""
     if not deltas:
@@ -160,20 +160,20 @@ def _add_sources(deltas: dict[tuple[str, str], list]) -> None:
     )
 
 
-def _source_row(key: tuple[str, str], delta: list, stored: tuple | None) -> tuple:
+def _source_row(key: tuple[str, str], delta: Source, stored: tuple | None) -> tuple:
     """The upsert's row for a source's delta (Tally.sources), merged with its stored times and
     users (first_seen, last_seen, users, first_failed, last_failed, first_accepted) if any."""
-    first, last, users = _when(delta[3]), _when(delta[4]), _capped_users([], delta[5])
-    first_failed, last_failed = _earliest(None, delta[6]), _latest(None, delta[7])
-    first_accepted = _earliest(None, delta[8])
+    first, last, users = _when(delta.first), _when(delta.last), _capped_users([], delta.users)
+    first_failed, last_failed = _earliest(None, delta.first_failed), _latest(None, delta.last_failed)
+    first_accepted = _earliest(None, delta.first_accepted)
     if stored is not None:
         first, last = min(stored[0], first), max(stored[1], last)
-        users = _capped_users(stored[2], delta[5]) if delta[5] else stored[2]
-        first_failed = _earliest(stored[3], delta[6])
-        last_failed = _latest(stored[4], delta[7])
-        first_accepted = _earliest(stored[5], delta[8])
-    return (*key, delta[0], delta[1], delta[2], first, last, json.dumps(users), first_failed, last_failed,
-            first_accepted)  # fmt: skip
+        users = _capped_users(stored[2], delta.users) if delta.users else stored[2]
+        first_failed = _earliest(stored[3], delta.first_failed)
+        last_failed = _latest(stored[4], delta.last_failed)
+        first_accepted = _earliest(stored[5], delta.first_accepted)
+    return (*key, delta.sessions, delta.failed, delta.accepted, first, last, json.dumps(users), first_failed,
+            last_failed, first_accepted)  # fmt: skip
 
 
 def _add_logins(logins: list[list], ends: dict[tuple[str, float], float]) -> None:

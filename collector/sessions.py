@@ -75,6 +75,10 @@ MAX_UNKNOWN_SAMPLES: Final = 20
     INVALID_USER_SESSIONS,
     PREAUTH_ONLY,
 ) = range(len(TALLIED))
+# Conn.flags() bits, and the count each stands for.
+FAILED_SESSION, INVALID_SESSION, PREAUTH_ONLY_SESSION = 1, 2, 4
+FLAGS: Final = ((FAILED_SESSION, FAILED_SESSIONS), (INVALID_SESSION, INVALID_USER_SESSIONS),
+                (PREAUTH_ONLY_SESSION, PREAUTH_ONLY))  # fmt: skip
 
 
 class Conn:
@@ -112,16 +116,20 @@ class Conn:
         # When the connection ended (the time of its first ending line), else False.
         self.ended: float | bool = False
         self.role = role  # "conn", "post" or "listener"
-        # What a later "message repeated" line repeats: (kind, user, source_ip, source_port,
-        # method, invalid_user) of its last event, a list when read back from the saved state.
-        self.rep: tuple | list | None = None
+        # What a later "message repeated" line repeats: its last event, or as read back from the
+        # saved state, [kind, user, source_ip, source_port, method, invalid_user].
+        self.rep: Event | list | None = None
 
-    def flags(self) -> tuple[bool, bool, bool]:
-        return (
-            self.failed > 0 and not self.accepted,  # failed session
-            self.invalid,
-            not (self.accepted or self.failed or self.invalid),  # pre-auth only (scanner)
-        )
+    def flags(self) -> int:
+        """Which outcome counts the connection is in, as bits (FLAGS)."""
+        flags = 0
+        if self.failed > 0 and not self.accepted:
+            flags |= FAILED_SESSION
+        if self.invalid:
+            flags |= INVALID_SESSION
+        if not (self.accepted or self.failed or self.invalid):
+            flags |= PREAUTH_ONLY_SESSION  # a scanner
+        return flags
 
     def to_list(self) -> list:
         return [
@@ -134,7 +142,7 @@ class Conn:
             self.invalid,
             self.ended,
             self.role,
-            None if self.rep is None else list(self.rep),
+            _repeatable(self.rep),
             self.name,
             self.login,
         ]
@@ -160,14 +168,32 @@ class Conn:
         return conn
 
 
+class Source:
+    """A source's deltas of one day (Tally.sources): times as epoch seconds, the last three None
+    until such an attempt is seen."""
+
+    __slots__ = ("accepted", "failed", "first", "first_accepted", "first_failed", "last", "last_failed",
+                 "sessions", "users")  # fmt: skip
+
+    def __init__(self, ts: float):
+        self.sessions = 0
+        self.failed = 0  # failed attempts
+        self.accepted = 0
+        self.first = ts
+        self.last = ts
+        self.users: set[str] = set()
+        self.first_failed: float | None = None
+        self.last_failed: float | None = None
+        self.first_accepted: float | None = None
+
+
 @dataclass
 class Tally:
     """Count deltas gathered from events, to be added to the stored counts in one transaction."""
 
     days: dict[str, list[int]] = field(default_factory=dict)
-    # (day, ip) -> [sessions, failed_attempts, accepted, first_seen_ts, last_seen_ts, {users},
-    #               first_failed_ts, last_failed_ts, first_accepted_ts] (the last three or None)
-    sources: dict[tuple[str, str], list] = field(default_factory=dict)
+    # (day, ip) -> its deltas
+    sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     # Each accepted connection: [day, ts, user, ip, port, method, key, connection]
     logins: list[list] = field(default_factory=list)
     # (connection, login ts) -> the ts the logged-in connection ended
@@ -187,10 +213,10 @@ class Tally:
             counts = self.days[day] = [0] * len(TALLIED)
         return counts
 
-    def source(self, day: str, ip: str, ts: float) -> list:
+    def source(self, day: str, ip: str, ts: float) -> Source:
         counts = self.sources.get((day, ip))
         if counts is None:
-            counts = self.sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
+            counts = self.sources[(day, ip)] = Source(ts)
         return counts
 
     def user(self, day: str, user: str) -> list[int]:
@@ -263,11 +289,11 @@ class Tracker:
         assert conn.name is not None
         name, first = conn.name
         source = self.tally.source(conn.day, name, first)
-        source[0] += 1
-        source[1] += conn.failed
-        source[2] += 1 if conn.accepted else 0
-        source[4] = max(source[4], conn.last)
-        source[5].update(conn.users)
+        source.sessions += 1
+        source.failed += conn.failed
+        source.accepted += 1 if conn.accepted else 0
+        source.last = max(source.last, conn.last)
+        source.users.update(conn.users)
 
     def feed(self, ev: Event) -> Event | None:
         """Account for one event; returns it (a repeat resolved to what it repeats) or None."""
@@ -333,8 +359,8 @@ class Tracker:
             # The listener refused or penalised an address: a source of the day, no connection.
             if ev.source_ip:
                 source = tally.source(day, ev.source_ip[:255], ts)
-                source[3] = min(source[3], ts)
-                source[4] = max(source[4], ts)
+                source.first = min(source.first, ts)
+                source.last = max(source.last, ts)
             return ev
         if key is None:
             return ev
@@ -364,7 +390,7 @@ class Tracker:
                 conn.login = None
         self._apply(conn, ev, kind, names_user, count, ts, key)
         if kind != "unknown" and kind != "info":
-            conn.rep = (kind, ev.user, ev.source_ip, ev.source_port, ev.method, ev.invalid_user)
+            conn.rep = ev
         return ev
 
     def feed_lines(self, parser: Parser, lines: list[str], malformed: set[int]) -> None:
@@ -395,7 +421,7 @@ class Tracker:
         invalid_user = ev.invalid_user
         # Only these change a connection's outcome flags; most lines change none.
         changes = kind == "failed" or kind == "accepted" or (invalid_user and not conn.invalid)
-        before = conn.flags() if changes else None
+        before = conn.flags() if changes else -1
 
         if ev.source_name and conn.ip is None and conn.name is None:
             conn.name = [ev.source_name[:255], ts]
@@ -408,20 +434,20 @@ class Tracker:
                 conn.ip = ip = ip[:255]
                 source = sources.get((day, ip))
                 if source is None:
-                    source = sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
-                source[0] += 1
-                source[5].update(conn.users)
+                    source = sources[(day, ip)] = Source(ts)
+                source.sessions += 1
+                source.users.update(conn.users)
             else:
                 source = None
         else:
             source = sources.get((day, ip))
             if source is None:
-                source = sources[(day, ip)] = [0, 0, 0, ts, ts, set(), None, None, None]
+                source = sources[(day, ip)] = Source(ts)
         if source is not None:
-            if ts < source[3]:
-                source[3] = ts
-            if ts > source[4]:
-                source[4] = ts
+            if ts < source.first:
+                source.first = ts
+            if ts > source.last:
+                source.last = ts
 
         user = ev.user
         if user is not None and names_user:
@@ -430,7 +456,7 @@ class Tracker:
                 conn.users.append(user)
                 tally.user(day, user)[0] += 1
                 if source is not None:
-                    source[5].add(user)
+                    source.users.add(user)
         else:
             user = None
 
@@ -440,11 +466,11 @@ class Tracker:
             conn.failed += count
             tally.day(day)[FAILED_ATTEMPTS] += count
             if source is not None:
-                source[1] += count
-                if source[6] is None or ts < source[6]:
-                    source[6] = ts
-                if source[7] is None or ts > source[7]:
-                    source[7] = ts
+                source.failed += count
+                if source.first_failed is None or ts < source.first_failed:
+                    source.first_failed = ts
+                if source.last_failed is None or ts > source.last_failed:
+                    source.last_failed = ts
             if user is not None and user in conn.users:
                 tally.user(day, user)[1] += count
         elif kind == "accepted" and not conn.accepted:
@@ -453,24 +479,33 @@ class Tracker:
             tally.day(day)[ACCEPTED] += 1
             tally.logins.append([day, ts, user, conn.ip, ev.source_port, ev.method, ev.key, key])
             if source is not None:
-                source[2] += 1
-                if source[8] is None or ts < source[8]:
-                    source[8] = ts
+                source.accepted += 1
+                if source.first_accepted is None or ts < source.first_accepted:
+                    source.first_accepted = ts
             if user is not None and user in conn.users:
                 tally.user(day, user)[2] += 1
 
-        if before is None:
+        if before == -1:
             return
         after = conn.flags()
         if after != before:
             counts = tally.day(day)
-            for index, old, new in zip((FAILED_SESSIONS, INVALID_USER_SESSIONS, PREAUTH_ONLY), before, after):
-                if old != new:
-                    counts[index] += 1 if new else -1
+            for bit, index in FLAGS:
+                if (after ^ before) & bit:
+                    counts[index] += 1 if after & bit else -1
 
 
-def _repeated(rep: tuple | list, ev: Event) -> Event:
+def _repeatable(rep: Event | list | None) -> list | None:
+    """Conn.rep as the saved state keeps it."""
+    if isinstance(rep, Event):
+        return [rep.kind, rep.user, rep.source_ip, rep.source_port, rep.method, rep.invalid_user]
+    return rep
+
+
+def _repeated(rep: Event | list, ev: Event) -> Event:
     """A "message repeated" event as the event it repeats (Conn.rep), at the repeat's time, with
     the repeat's count."""
-    return Event(ev.epoch, ev.day, ev.zone, ev.host, ev.program, ev.pid, rep[0], rep[1], rep[2], rep[3],
-                 rep[4], ev.count, rep[5], ev.message, ev.boot_id)  # fmt: skip
+    was = _repeatable(rep)
+    assert was is not None
+    return Event(ev.epoch, ev.day, ev.zone, ev.host, ev.program, ev.pid, was[0], was[1], was[2], was[3],
+                 was[4], ev.count, was[5], ev.message, ev.boot_id)  # fmt: skip

@@ -59,7 +59,7 @@ def expected_days(lines: list[str], now: datetime | None = None) -> list[dict]:
     tally = tracker.take_tally()
     ips: dict[str, set] = {}
     for (day, ip), counts in tally.sources.items():
-        if is_address(ip) and counts[0] > 0:  # as CountsQuerySet.addresses() counts them
+        if is_address(ip) and counts.sessions > 0:  # as CountsQuerySet.addresses() counts them
             ips.setdefault(day, set()).add(ip)
     rows = []
     for day in sorted(tally.days):

@@ -36,7 +36,7 @@ def merged(tallies: list[Tally]) -> dict:
             days[day] = [a + b for a, b in zip(days.get(day, [0] * 6), counts)]
         for key, counts in tally.sources.items():
             old = sources.get(key, [0, 0, 0])
-            sources[key] = [old[i] + counts[i] for i in range(3)]
+            sources[key] = [old[0] + counts.sessions, old[1] + counts.failed, old[2] + counts.accepted]
         for key, counts in tally.users.items():
             old = users.get(key, [0, 0, 0])
             users[key] = [a + b for a, b in zip(old, counts)]
