@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, date, datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .contract import TALLIED
@@ -53,6 +53,12 @@ class Recorder:
         changed, removed = self.tracker.take_changes()
         now = timezone.now()
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # The read positions commit with the counts of their lines, so a batch lost with
+                # the server's last moments in a crash is read again: nothing is lost or counted
+                # twice, and a batch need not wait for its flush to disk (5 % of a bulk read).
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
             state = AgentState.objects.select_for_update().get(pk=1)
             if state.generation != self.generation:
                 raise ConcurrentWriter(
@@ -187,10 +193,8 @@ def _add_logins(logins: list[list], ends: dict[tuple[str, float], float]) -> Non
             batch_size=500,
             ignore_conflicts=True,  # the same login read twice is still one
         )  # fmt: skip
-    for (connection, at), end in ends.items():
-        AcceptedLogin.objects.filter(connection=connection, at=_when(at), ended_at=None).update(
-            ended_at=_when(end)
-        )
+    for (key, at), end in ends.items():
+        AcceptedLogin.objects.filter(connection=key, at=_when(at), ended_at=None).update(ended_at=_when(end))
 
 
 def _earliest(stored: datetime | None, ts: float | None) -> datetime | None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from unittest import mock
+from unittest import mock, skipUnless
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -129,6 +129,23 @@ class RecorderTests(TestCase):
         self.assertEqual(len([sql for sql in many if "collector_openconnection" in sql]), 1)
         self.assertEqual(keys, ["|web1|5001"])
         self.assertEqual(OpenConnection.objects.get(key="|web1|5001").state[4], 1)  # its failure, saved
+
+
+@skipUnless(connection.vendor == "postgresql", "a PostgreSQL setting")
+class DurabilityTests(TransactionTestCase):
+    def test_it_commits_a_batch_without_waiting_for_the_flush_and_leaves_the_session_as_it_was(self):
+        # A batch lost in a crash is read again (its read position is in the same transaction),
+        # so it need not wait for the disk; other transactions of the connection still do.
+        source = LogSource.objects.create(path="auth.log", fingerprint="")
+        recorder = Recorder()
+        feed(recorder, guesses(3))
+        with CaptureQueriesContext(connection) as queries:
+            recorder.commit([source])
+        self.assertTrue(any(q["sql"] == "SET LOCAL synchronous_commit = off" for q in queries))
+        self.assertEqual(DailyCount.objects.get().sessions, 3)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            self.assertEqual(cursor.fetchone()[0], "on")
 
 
 class MigrationTests(TransactionTestCase):
