@@ -23,6 +23,7 @@ from .parsing import MALFORMED, Parser
 from .recording import Recorder
 from .retention import prune
 from .tailing import (
+    COMMIT_SIZE,
     SourceError,
     decode_lines,
     describe_os_error,
@@ -293,7 +294,7 @@ class Agent:
         return False
 
     def _drain(self, followed: FollowedFile, *, final: bool = False) -> None:
-        """Read complete lines to the end of the file, committing after each chunk."""
+        """Read complete lines to the end of the file, committing every COMMIT_SIZE and at its end."""
         source = followed.source
         started = time.monotonic()
         last_report = started
@@ -309,6 +310,7 @@ class Agent:
                 )
         self.parser.set_now(datetime.now(UTC))
         tracker = self.recorder.tracker
+        committed = source.offset
         for chunk, offset in read_chunks(followed.file, source.offset, final=final):
             lines, malformed = decode_lines(chunk)
             tracker.feed_lines(self.parser, lines, malformed)
@@ -319,14 +321,16 @@ class Agent:
             source.lines_read += len(lines)
             self.lines_read += len(lines)
             source.malformed_lines += len(malformed)
-            self.recorder.commit([source])
+            if offset - committed >= COMMIT_SIZE:
+                self.recorder.commit([source])
+                committed = offset
             now = time.monotonic()
             if self.progress and now - last_report >= PROGRESS_EVERY:
                 last_report = now
                 self._report(followed.path, source, lines_before, offset_before, started)
         if self.progress and time.monotonic() - started >= PROGRESS_EVERY:
             self._report(followed.path, source, lines_before, offset_before, started)
-        if source.pk is None:
+        if source.offset != committed or source.pk is None:
             self.recorder.commit([source])
 
     def _report(

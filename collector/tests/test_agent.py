@@ -5,6 +5,7 @@ import os
 import shutil
 from datetime import datetime, timedelta
 from io import StringIO
+from unittest import mock
 
 from django.core.management import call_command
 from django.test import TestCase
@@ -215,6 +216,39 @@ class AgentFileTests(TestCase):
         (day,) = stored_counts()["days"]
         # The undecodable user's failure still counts as a connection.
         self.assertEqual((day["sessions"], day["accepted"], day["failed_attempts"]), (2, 1, 1))
+
+    def test_it_commits_a_backlog_every_few_chunks_and_resumes_exactly_after_a_crash(self):
+        # Chunks of 1 KB, a commit every 4 KB and at the end; a crash after the third commit loses
+        # only what followed it, read again by the next agent.
+        lines = guessing(START, 100, 60)
+        self.write(lines)
+        size = os.path.getsize(self.path)
+        commit = Recorder.commit
+        commits = []
+
+        def crashing(recorder, sources):
+            if len(commits) == 3:
+                raise KeyboardInterrupt
+            commits.append(sources[0].offset)
+            return commit(recorder, sources)
+
+        with (
+            mock.patch("collector.tailing.CHUNK_SIZE", 1024),
+            mock.patch("collector.agent.COMMIT_SIZE", 4096),
+            mock.patch.object(Recorder, "commit", crashing),
+            self.assertRaises(KeyboardInterrupt),
+        ):
+            Agent().read_file(self.path)
+        self.assertEqual(len(commits), 3)
+        self.assertTrue(all(4096 <= b - a < 4096 + 1024 for a, b in zip([0, *commits], commits)), commits)
+        self.assertEqual(LogSource.objects.get().offset, commits[-1])
+        with (
+            mock.patch("collector.tailing.CHUNK_SIZE", 1024),
+            mock.patch("collector.agent.COMMIT_SIZE", 4096),
+        ):
+            Agent().read_file(self.path)
+        self.assertEqual(LogSource.objects.get().offset, size)
+        self.assertEqual(stored_counts()["days"], expected_days(lines))
 
     def test_it_refuses_a_second_writer(self):
         first, second = Recorder(), Recorder()
