@@ -1,5 +1,5 @@
 """The agent's per-line modules compiled with mypyc (scripts/compile.sh): the parser, classifier
-and tracker run about 1.4x as fast. A build is used only while it was made from exactly these
+and tracker run about twice as fast. A build is used only while it was made from exactly these
 sources by this Python; otherwise, or with ALPHA_COMPILED=0, the same modules run as Python.
 
 The build lives in the virtualenv (a new one, with perhaps another Python, starts without) and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles the agent's parser, classifier and tracker (collector/speedups.py lists them) with mypyc
-# into .venv/alpha-compiled; the agent then reads logs with about 30 % less CPU. Needs a C
+# into .venv/alpha-compiled; the agent then reads logs with about half the CPU. Needs a C
 # compiler and Python's headers (Debian: gcc python3-dev); without them this fails and the agent
 # runs them as Python. Quick when the build already matches the sources. Run by bootstrap.sh.
 set -euo pipefail
