@@ -311,23 +311,33 @@ class Agent:
         self.parser.set_now(datetime.now(UTC))
         tracker = self.recorder.tracker
         committed = source.offset
-        for chunk, offset in read_chunks(followed.file, source.offset, final=final):
-            lines, malformed = decode_lines(chunk)
-            tracker.feed_lines(self.parser, lines, malformed)
-            source.offset = offset
-            source.size = (
-                max(source.size, offset) if followed.compressed else os.fstat(followed.file.fileno()).st_size
-            )
-            source.lines_read += len(lines)
-            self.lines_read += len(lines)
-            source.malformed_lines += len(malformed)
-            if offset - committed >= COMMIT_SIZE:
+        try:
+            for chunk, offset in read_chunks(followed.file, source.offset, final=final):
+                lines, malformed = decode_lines(chunk)
+                tracker.feed_lines(self.parser, lines, malformed)
+                source.offset = offset
+                source.size = (
+                    max(source.size, offset)
+                    if followed.compressed
+                    else os.fstat(followed.file.fileno()).st_size
+                )
+                source.lines_read += len(lines)
+                self.lines_read += len(lines)
+                source.malformed_lines += len(malformed)
+                if offset - committed >= COMMIT_SIZE:
+                    self.recorder.commit([source])
+                    committed = offset
+                now = time.monotonic()
+                if self.progress and now - last_report >= PROGRESS_EVERY:
+                    last_report = now
+                    self._report(followed.path, source, lines_before, offset_before, started)
+        except SourceError:
+            # The lines read before the error are committed with their position, as each chunk
+            # used to be: a caller that goes on (a rotated file it cannot finish) must not leave
+            # their counts to the next commit, another source's, with this one's position behind.
+            if source.offset != committed:
                 self.recorder.commit([source])
-                committed = offset
-            now = time.monotonic()
-            if self.progress and now - last_report >= PROGRESS_EVERY:
-                last_report = now
-                self._report(followed.path, source, lines_before, offset_before, started)
+            raise
         if self.progress and time.monotonic() - started >= PROGRESS_EVERY:
             self._report(followed.path, source, lines_before, offset_before, started)
         if source.offset != committed or source.pk is None:

@@ -32,6 +32,13 @@ class ConcurrentWriter(Exception):
     pass
 
 
+class LostCommits(ConcurrentWriter):
+    """The database went back to an earlier commit of this agent's: on PostgreSQL a batch does
+    not wait for its flush (see commit), so a server crash can lose the last few. The database
+    is as it was after the commit it kept, read positions included, so an agent started again
+    reads on from there, exactly; this one's tracker is ahead of it and must not write."""
+
+
 def _when(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -60,6 +67,11 @@ class Recorder:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit = off")
             state = AgentState.objects.select_for_update().get(pk=1)
+            if state.generation < self.generation:
+                raise LostCommits(
+                    "The database no longer holds this agent's latest commits (its server restarted "
+                    "without them); start the agent again: it reads on from what the database kept."
+                )
             if state.generation != self.generation:
                 raise ConcurrentWriter(
                     "Another watch_authlog wrote to this database since this one started; "

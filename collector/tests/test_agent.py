@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
+from collector import tailing
 from collector.agent import Agent
 from collector.models import LogSource
 from collector.recording import ConcurrentWriter, Recorder
+from collector.tailing import SourceError
 
 from .helpers import expected_days, stored_counts
 from .logs import brute_force, login, sample_log, scanner
@@ -249,6 +251,34 @@ class AgentFileTests(TestCase):
             Agent().read_file(self.path)
         self.assertEqual(LogSource.objects.get().offset, size)
         self.assertEqual(stored_counts()["days"], expected_days(lines))
+
+    def test_it_commits_what_it_read_before_a_read_error_with_that_position(self):
+        # A read that fails part-way through a backlog (EIO): the lines before the error are
+        # committed with their position, never left to the next commit, another file's, which
+        # would store their counts with this file's position behind them (read again: doubled).
+        lines, other = guessing(START, 100, 60), guessing(START, 900, 3)
+        self.write(lines)
+        other_path = os.path.join(self.dir, "other.log")
+        self.write(other, path=other_path)
+        real = tailing.read_chunks
+
+        def failing(f, offset, *, final=False):
+            for n, item in enumerate(real(f, offset, final=final)):
+                if n == 2:
+                    raise SourceError("auth.log: Input/output error.")
+                yield item
+
+        agent = Agent()
+        with (
+            mock.patch("collector.tailing.CHUNK_SIZE", 1024),
+            mock.patch("collector.agent.COMMIT_SIZE", 4096),
+        ):
+            with mock.patch("collector.agent.read_chunks", failing), self.assertRaises(SourceError):
+                agent.read_file(self.path)
+            self.assertTrue(1024 < LogSource.objects.get(path=self.path).offset <= 2048)  # two chunks
+            agent.read_file(other_path)
+            Agent().read_file(self.path)
+        self.assertEqual(stored_counts()["days"], expected_days(lines + other))
 
     def test_it_refuses_a_second_writer(self):
         first, second = Recorder(), Recorder()

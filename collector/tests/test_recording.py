@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from collector import models
 from collector.models import AgentState, DailyCount, DailySource, DailyUser, LogSource, OpenConnection
 from collector.parsing import Parser
-from collector.recording import Recorder
+from collector.recording import LostCommits, Recorder
 
 from .logs import syslog
 
@@ -129,6 +129,25 @@ class RecorderTests(TestCase):
         self.assertEqual(len([sql for sql in many if "collector_openconnection" in sql]), 1)
         self.assertEqual(keys, ["|web1|5001"])
         self.assertEqual(OpenConnection.objects.get(key="|web1|5001").state[4], 1)  # its failure, saved
+
+
+class LostCommitTests(TestCase):
+    def test_it_stops_when_the_database_lost_its_latest_commits_and_a_new_agent_reads_on(self):
+        # A PostgreSQL crash can lose the last batches (they do not wait for the flush): the
+        # database is then an earlier commit of this agent's, and its tracker must not write.
+        source = LogSource.objects.create(path="auth.log", fingerprint="")
+        recorder = Recorder()
+        feed(recorder, guesses(2))
+        recorder.commit([source])
+        kept = AgentState.objects.get().generation
+        feed(recorder, [failure(5000, START + timedelta(seconds=1))])
+        recorder.commit([source])
+        AgentState.objects.update(generation=kept)  # as if the second commit were lost
+        feed(recorder, [failure(5001, START + timedelta(seconds=2))])
+        with self.assertRaisesRegex(LostCommits, "no longer holds this agent's latest commits"):
+            recorder.commit([source])
+        self.assertEqual(DailyCount.objects.get().failed_attempts, 1)  # nothing of the refused batch
+        Recorder().commit([source])  # a new agent writes on from what the database holds
 
 
 @skipUnless(connection.vendor == "postgresql", "a PostgreSQL setting")
