@@ -221,18 +221,14 @@ class Parser:
         self.now = now.astimezone(self.zone)
         self._latest = (self.now + timedelta(days=1)).replace(tzinfo=None)
         self._classic_cache: dict[str, When | None] = {}  # "Mar  3 00:17:22" -> its time
-        self._hours: dict[str, tuple[int, float, str]] = {}  # "Mar  3 00" -> see _hour_start
+        self._hours: dict[str, When | None] = {}  # "Mar  3 00" -> see _hour_start
         self._hosts: dict[str, str] = {}  # host names of the common header, checked
         self._day_years: dict[str, int] = {}  # "Mar  3" -> see _day_year
 
     # -- timestamps --
 
-    def classic_ts(self, stamp: str) -> datetime | None:
-        """The time of a classic stamp, "Mar  3 00:17:22" (the day padded or not)."""
-        when = self._classic_when(stamp)
-        return None if when is None else datetime.fromtimestamp(when[0], self.zone)
-
     def _classic_when(self, stamp: str) -> When | None:
+        """The time of a classic stamp, "Mar  3 00:17:22" (the day padded or not)."""
         # Many lines share a second: their time is one dict look-up.
         cache = self._classic_cache
         if stamp in cache:
@@ -260,24 +256,24 @@ class Parser:
             # An hour is converted once: where the zone's offset is the same at its first and
             # last second, a time in it is its start plus the minutes and seconds.
             hour_key = stamp[:-6]
-            start = self._hours.get(hour_key)
-            if start is None:
+            if hour_key in self._hours:
+                start = self._hours[hour_key]
+            else:
                 if len(self._hours) > 1_000:
                     self._hours.clear()
                 start = self._hours[hour_key] = self._hour_start(year, MONTHS[mon], day, hour)
-            if start[0] >= 0:
-                return (start[1] + minute * 60 + second, start[2])
+            if start is not None:
+                return (start[0] + minute * 60 + second, start[1])
         ts = self._classic_ts(mon, day, time)
         return None if ts is None else _when(ts)
 
-    def _hour_start(self, year: int, month: int, day: int, hour: int) -> tuple[int, float, str]:
-        """(1, epoch, ISO date) of an hour's first second if its offset holds all hour, else
-        (-1, 0.0, "") (a change of offset within the hour: each second is converted)."""
+    def _hour_start(self, year: int, month: int, day: int, hour: int) -> When | None:
+        """The time of an hour's first second if its offset holds all hour, else None (a change
+        of offset within the hour: each second is converted)."""
         first = datetime(year, month, day, hour, tzinfo=self.zone)
-        last = first.replace(minute=59, second=59)
-        if first.utcoffset() != last.utcoffset():
-            return (-1, 0.0, "")
-        return (1, first.timestamp(), first.date().isoformat())
+        if first.utcoffset() != first.replace(minute=59, second=59).utcoffset():
+            return None
+        return _when(first)
 
     def _day_year(self, mon: str, day: int) -> int:
         """The year of every classic time on this day, NO_YEAR if no time on it is valid, or VARIES
