@@ -345,6 +345,21 @@ class DashboardBrowserTests(LiveServerTestCase):
             self.assertEqual(page.locator('img[src="x"]').count(), 0, path)
         self.assertEqual(self.problems, [])  # no dialog: alert(1) never ran
 
+    def test_it_says_so_when_a_chart_has_nothing_to_draw(self):
+        page = self.log_in()
+        empty = (self.today - timedelta(days=30)).isoformat()  # before the fleet's 14 days
+        page.goto(f"/days/{empty}/")
+        note = page.locator(".chart-box .chart-empty")
+        note.wait_for()
+        self.assertIn("Nothing to draw", note.inner_text())
+        self.assertTrue(
+            page.evaluate("() => Boolean(Chart.getChart(document.querySelector('canvas.chart')))")
+        )
+        # A day with counts has no such note.
+        self.visit(page, f"/days/{self.today.isoformat()}/")
+        self.assertEqual(page.locator(".chart-empty").count(), 0)
+        self.assertEqual(self.problems, [])
+
     def test_it_links_each_host_of_the_overview_to_its_page(self):
         page = self.log_in()
         self.visit(page, "/")
@@ -526,6 +541,7 @@ class DemoBrowserTests(DashboardBrowserTests):
     test_it_draws_every_chart_of_every_page = None
     test_it_shows_a_hostile_user_name_as_text = None
     test_it_links_each_host_of_the_overview_to_its_page = None
+    test_it_says_so_when_a_chart_has_nothing_to_draw = None
     test_it_lists_flagged_attackers_first = None
     test_it_sorts_the_day_table_by_a_clicked_header = None
     test_it_fits_the_overview_on_a_phone = None

@@ -28,20 +28,31 @@
     return response.redirected || (response.ok && type.indexOf("application/json") !== 0);
   }
 
-  function showError(canvas, message) {
+  // A note under the chart (kind "error" or "empty"); no message removes it.
+  function showNote(canvas, kind, message) {
     var box = canvas.closest(".chart-box") || canvas.parentNode;
-    var note = box.querySelector(".chart-error");
+    var note = box.querySelector(".chart-" + kind);
     if (!message) {
       if (note) note.remove();
       return;
     }
     if (!note) {
       note = document.createElement("p");
-      note.className = "chart-error";
+      note.className = "chart-" + kind;
       note.setAttribute("role", "status");
       box.appendChild(note);
     }
     note.textContent = message;
+  }
+
+  // Blank axes look like a broken chart; an empty period (today just after midnight, a new
+  // fleet) says so.
+  function isEmpty(data) {
+    return !data.datasets.some(function (dataset) {
+      return dataset.data.some(function (value) {
+        return value;
+      });
+    });
   }
 
   function fetchData(canvas) {
@@ -123,14 +134,15 @@
   function draw(canvas) {
     return fetchData(canvas).then(
       function (data) {
-        showError(canvas, "");
+        showNote(canvas, "error", "");
+        showNote(canvas, "empty", isEmpty(data) ? "Nothing to draw: no connection stored for this period yet." : "");
         var chart = window.Chart.getChart(canvas);
         if (chart) replaceData(chart, data);
         else charts.push(new window.Chart(canvas, config(canvas, data)));
         canvas.dataset.loaded = "true";
       },
       function (error) {
-        showError(canvas, error.message);
+        showNote(canvas, "error", error.message);
       }
     );
   }
