@@ -319,10 +319,11 @@ class FleetAddressQuerySet(models.QuerySet):
             return
         changes.sort(key=lambda change: (change[0], (change[1] or change[2])[rollup.IP]))
         by_key = {(day, (old or new)[rollup.IP]): (old, new) for day, old, new in changes}
+        if connections[self.db].vendor != "postgresql":
+            self._change_alone(host_id, changes, by_key)
+            return
         # The rows that held other hosts already, by (day, ip): their id and detail as stored.
         stored = self._add_counts(host_id, changes)
-        if stored is None:
-            stored = self._stored_details(by_key)
         updates: list[tuple] = []
         lost: dict[date, list[tuple[int, str]]] = {}
         gone: list[int] = []
@@ -339,8 +340,45 @@ class FleetAddressQuerySet(models.QuerySet):
         for start in range(0, len(gone), KEY_CHUNK):
             self.filter(pk__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
 
+    def _change_alone(self, host_id: int, changes: list[tuple], by_key: dict) -> None:
+        """change() on SQLite, where the caller's transaction has written already and so holds the
+        database's one write lock: the rows are read first, then each is written once, whole.
+
+        Before, the differences were written with an empty detail, every row read back and its
+        detail written again (an executemany cannot return rows): a first round over 1,000 hosts
+        took 5-12 % longer (bench/README.md, "What a first round costs, part by part")."""
+        stored = self._stored_details(by_key)
+        empty = (None, (b"", {}, None, None))
+        rows, lost, gone = [], {}, []
+        for day, old, new in changes:
+            ip = (old or new)[rollup.IP]
+            pk, detail = stored.get((day, ip), empty)
+            after, lost_time = rollup.changed(detail, host_id, old, new)
+            rows.append((after, day, old, new))
+            if pk is not None and not after[0]:
+                gone.append(pk)  # no host left: deleted below
+            elif lost_time:
+                lost.setdefault(day, []).append((pk, ip))
+        deltas = self._deltas(changes)
+        connection = connections[self.db]
+        detail = ("host_bits", "users", "first_seen", "last_seen")
+        quote = connection.ops.quote_name
+        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail)
+        upsert += "".join(f", {quote(c)} = excluded.{quote(c)}" for c in detail)
+        day_value, moment = connection.ops.adapt_datefield_value, moment_adapter(connection)
+        values = [
+            (day_value(day), *delta[1:], bits, json.dumps(users), moment(first), moment(last))
+            for ((bits, users, first, last), day, _, _), delta in zip(rows, deltas)
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"), values)
+        FleetAddressTotal.objects.using(self.db).add(deltas)
+        self._write_times(self._times_again(lost))
+        for start in range(0, len(gone), KEY_CHUNK):
+            self.filter(pk__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
+
     def _stored_details(self, by_key: dict) -> dict[tuple, tuple]:
-        """The rows' ids and details, read once the upsert holds them (SQLite)."""
+        """The rows' ids and details, by (day, ip), as stored (SQLite)."""
         by_day: dict[date, list[str]] = {}
         for day, ip in by_key:
             by_day.setdefault(day, []).append(ip)
@@ -370,17 +408,25 @@ class FleetAddressQuerySet(models.QuerySet):
                 times += [(ids[ip], first, last) for ip, first, last in found]
         return times
 
-    def _add_counts(self, host_id: int, changes: list[tuple]) -> dict[tuple, tuple] | None:
+    def _add_counts(self, host_id: int, changes: list[tuple]) -> dict[tuple, tuple]:
         """Add the changes' differences to the counts, creating rows where needed: one upsert,
-        which also locks every row the change touches, in (day, address) order.
+        which also locks every row the change touches, in (day, address) order (PostgreSQL).
 
-        On PostgreSQL a new row is written whole (its only host's detail) and the upsert returns
-        the rows that were there already, with their detail; most of a host's addresses are its
-        own, so most rows are written once and none is read again. Reading them back by
-        (day, ip) after the upsert was a scan of the whole day on a first round (before any
-        ANALYZE), and writing each twice left a dead row version per address. On SQLite, which
-        cannot return rows from an executemany, the rows are created with an empty detail and
-        read back (None is returned)."""
+        A new row is written whole (its only host's detail) and the upsert returns the rows that
+        were there already, with their detail; most of a host's addresses are its own, so most
+        rows are written once and none is read again. Reading them back by (day, ip) after the
+        upsert was a scan of the whole day on a first round (before any ANALYZE), and writing
+        each twice left a dead row version per address."""
+        deltas = self._deltas(changes)
+        stored = self._upsert(host_id, changes, deltas)
+        # After the day rows, as every writer does: day rows are locked first, then totals, each
+        # in key order, so concurrent writers never deadlock.
+        FleetAddressTotal.objects.using(self.db).add(deltas)
+        return stored
+
+    @staticmethod
+    def _deltas(changes: list[tuple]) -> list[tuple]:
+        """Each change as (day, ip, is_address, hosts, *counts) differences."""
         deltas = []
         for day, old, new in changes:
             row = new or old
@@ -388,24 +434,13 @@ class FleetAddressQuerySet(models.QuerySet):
             counts = [(b if new else 0) - (a if old else 0)
                       for a, b in zip((old or row)[rollup.COUNTS], (new or row)[rollup.COUNTS])]  # fmt: skip
             deltas.append((day, row[rollup.IP], row[rollup.IS_ADDRESS], sign, *counts))
-        stored = self._upsert(host_id, changes, deltas)
-        # After the day rows, as every writer does: day rows are locked first, then totals, each
-        # in key order, so concurrent writers never deadlock.
-        FleetAddressTotal.objects.using(self.db).add(deltas)
-        return stored
+        return deltas
 
-    def _upsert(self, host_id: int, changes: list[tuple], deltas: list[tuple]) -> dict[tuple, tuple] | None:
+    def _upsert(self, host_id: int, changes: list[tuple], deltas: list[tuple]) -> dict[tuple, tuple]:
         connection = connections[self.db]
         detail = ("host_bits", "users", "first_seen", "last_seen")
         upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail)
         with connection.cursor() as cursor:
-            if connection.vendor != "postgresql":
-                day_value = connection.ops.adapt_datefield_value
-                cursor.executemany(
-                    upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, X'', '{}', NULL, NULL)"),
-                    [(day_value(row[0]), *row[1:]) for row in deltas],
-                )
-                return None
             empty = (b"", {}, None, None)
             details = [rollup.changed(empty, host_id, old, new)[0] for _, old, new in changes]
             values = [(day.isoformat(), *delta, bits.hex(), json.dumps(users), first, last)
