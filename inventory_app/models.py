@@ -341,35 +341,35 @@ class FleetAddressQuerySet(models.QuerySet):
             self.filter(pk__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
 
     def _change_alone(self, host_id: int, changes: list[tuple], by_key: dict) -> None:
-        """change() on SQLite, where the caller's transaction has written already and so holds the
-        database's one write lock: the rows are read first, then each is written once, whole.
+        """change() on SQLite: the rows are read first, then each is written once, whole. Safe
+        because the caller's atomic() began with BEGIN IMMEDIATE (settings: transaction_mode), so
+        its transaction holds the database's one write lock, across processes, from its start.
 
         Before, the differences were written with an empty detail, every row read back and its
         detail written again (an executemany cannot return rows): a first round over 1,000 hosts
         took 5-12 % longer (bench/README.md, "What a first round costs, part by part")."""
         stored = self._stored_details(by_key)
         empty = (None, (b"", {}, None, None))
-        rows, lost, gone = [], {}, []
-        for day, old, new in changes:
-            ip = (old or new)[rollup.IP]
-            pk, detail = stored.get((day, ip), empty)
-            after, lost_time = rollup.changed(detail, host_id, old, new)
-            rows.append((after, day, old, new))
-            if pk is not None and not after[0]:
-                gone.append(pk)  # no host left: deleted below
-            elif lost_time:
-                lost.setdefault(day, []).append((pk, ip))
         deltas = self._deltas(changes)
         connection = connections[self.db]
-        detail = ("host_bits", "users", "first_seen", "last_seen")
-        quote = connection.ops.quote_name
-        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail)
-        upsert += "".join(f", {quote(c)} = excluded.{quote(c)}" for c in detail)
         day_value, moment = connection.ops.adapt_datefield_value, moment_adapter(connection)
-        values = [
-            (day_value(day), *delta[1:], bits, json.dumps(users), moment(first), moment(last))
-            for ((bits, users, first, last), day, _, _), delta in zip(rows, deltas)
-        ]
+        values, lost, gone = [], {}, []
+        for (day, old, new), delta in zip(changes, deltas):
+            ip = delta[1]
+            pk, detail = stored.get((day, ip), empty)
+            (bits, users, first, last), lost_time = rollup.changed(detail, host_id, old, new)
+            if not bits:  # no host left: deleted below (a row that is not there stays away)
+                if pk is not None:
+                    gone.append(pk)
+                    values.append((day_value(day), *delta[1:], bits, "{}", None, None))
+                continue
+            if lost_time:
+                lost.setdefault(day, []).append((pk, ip))
+            values.append((day_value(day), *delta[1:], bits, json.dumps(users), moment(first), moment(last)))
+        detail_columns = ("host_bits", "users", "first_seen", "last_seen")
+        quote = connection.ops.quote_name
+        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail_columns)
+        upsert += "".join(f", {quote(c)} = excluded.{quote(c)}" for c in detail_columns)
         with connection.cursor() as cursor:
             cursor.executemany(upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"), values)
         FleetAddressTotal.objects.using(self.db).add(deltas)

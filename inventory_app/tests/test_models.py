@@ -211,6 +211,14 @@ class FleetAddressTests(FleetAddressMixin, TestCase):
         Host.objects.filter(pk__in=[self.web2.pk, self.db1.pk]).delete()  # the admin's bulk delete
         self.assertEqual(self.assertRollupExact(), {})
 
+    def test_it_leaves_no_row_for_an_address_whose_fleet_row_went_missing(self):
+        # Not a state polling makes (the tables are written together), but one a hand-edited or
+        # restored database can hold: a host leaving such an address must not create its row.
+        store(self.web1, DAY, [source("203.0.113.9", 3, 3)])
+        FleetAddress.objects.all().delete()
+        FleetAddress.objects.remove_host(self.web1.pk)
+        self.assertFalse(FleetAddress.objects.exists())
+
     def test_it_forgets_what_a_duplicate_stored(self):
         store(self.web1, DAY, [source("203.0.113.1", 5, 20)])
         store(self.web2, DAY, [source("203.0.113.1", 2, 2), source("198.51.100.7", 1)])
