@@ -277,17 +277,24 @@ class HostSource(AddressCounts):
 
 
 def adding_upsert(
-    connection, model, key: tuple[str, ...], sums: tuple[str, ...], rest: tuple[str, ...] = ()
+    connection,
+    model,
+    key: tuple[str, ...],
+    sums: tuple[str, ...],
+    rest: tuple[str, ...] = (),
+    replace_rest: bool = False,
 ) -> str:
     """An INSERT of (*key, is_address, *sums, *rest) that, where a row with that key exists,
-    adds the sums to it instead; `{}` stands for the VALUES or SELECT of the rows."""
+    adds the sums to it instead (and sets the rest, with `replace_rest`); `{}` stands for the
+    VALUES or SELECT of the rows."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     columns = ", ".join(quote(c) for c in (*key, "is_address", *sums, *rest))
-    added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in sums)
+    assigned = [f"{quote(c)} = excluded.{quote(c)}" for c in ("is_address", *(rest if replace_rest else ()))]
+    assigned += [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in sums]
     return (
         f"INSERT INTO {table} ({columns}) {{}} ON CONFLICT ({', '.join(quote(c) for c in key)}) "
-        f"DO UPDATE SET {quote('is_address')} = excluded.{quote('is_address')}, {added}"
+        f"DO UPDATE SET {', '.join(assigned)}"
     )
 
 
@@ -304,6 +311,8 @@ class FleetAddressQuerySet(models.QuerySet):
     to zero is deleted."""
 
     SUMS = ("hosts", "sessions", "failed_attempts", "accepted")
+    # What follows rollup.changed(), in its order.
+    DETAIL = ("host_bits", "users", "first_seen", "last_seen")
 
     def addresses(self) -> FleetAddressQuerySet:
         """As HostSourceQuerySet.addresses: an address with a connection that day. A day's row
@@ -366,10 +375,9 @@ class FleetAddressQuerySet(models.QuerySet):
             if lost_time:
                 lost.setdefault(day, []).append((pk, ip))
             values.append((day_value(day), *delta[1:], bits, json.dumps(users), moment(first), moment(last)))
-        detail_columns = ("host_bits", "users", "first_seen", "last_seen")
-        quote = connection.ops.quote_name
-        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail_columns)
-        upsert += "".join(f", {quote(c)} = excluded.{quote(c)}" for c in detail_columns)
+        upsert = adding_upsert(
+            connection, self.model, ("day", "ip"), self.SUMS, self.DETAIL, replace_rest=True
+        )
         with connection.cursor() as cursor:
             cursor.executemany(upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"), values)
         FleetAddressTotal.objects.using(self.db).add(deltas)
@@ -438,8 +446,7 @@ class FleetAddressQuerySet(models.QuerySet):
 
     def _upsert(self, host_id: int, changes: list[tuple], deltas: list[tuple]) -> dict[tuple, tuple]:
         connection = connections[self.db]
-        detail = ("host_bits", "users", "first_seen", "last_seen")
-        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, detail)
+        upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, self.DETAIL)
         with connection.cursor() as cursor:
             empty = (b"", {}, None, None)
             details = [rollup.changed(empty, host_id, old, new)[0] for _, old, new in changes]
