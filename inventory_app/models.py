@@ -311,8 +311,9 @@ class FleetAddressQuerySet(models.QuerySet):
     to zero is deleted."""
 
     SUMS = ("hosts", "sessions", "failed_attempts", "accepted")
-    # What follows rollup.changed(), in its order.
+    # What follows rollup.changed(), in its order, and its value before any host.
     DETAIL = ("host_bits", "users", "first_seen", "last_seen")
+    NO_DETAIL = (b"", {}, None, None)
 
     def addresses(self) -> FleetAddressQuerySet:
         """As HostSourceQuerySet.addresses: an address with a connection that day. A day's row
@@ -345,9 +346,7 @@ class FleetAddressQuerySet(models.QuerySet):
             if lost_time:
                 lost.setdefault(day, []).append((pk, ip))
         self._write_details(updates)
-        self._write_times(self._times_again(lost))
-        for start in range(0, len(gone), KEY_CHUNK):
-            self.filter(pk__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
+        self._settle(lost, gone)
 
     def _change_alone(self, host_id: int, changes: list[tuple], by_key: dict) -> None:
         """change() on SQLite: the rows are read first, then each is written once, whole. Safe
@@ -358,7 +357,7 @@ class FleetAddressQuerySet(models.QuerySet):
         detail written again (an executemany cannot return rows): a first round over 1,000 hosts
         took 5-12 % longer (bench/README.md, "What a first round costs, part by part")."""
         stored = self._stored_details(by_key)
-        empty = (None, (b"", {}, None, None))
+        empty = (None, self.NO_DETAIL)
         deltas = self._deltas(changes)
         connection = connections[self.db]
         day_value, moment = connection.ops.adapt_datefield_value, moment_adapter(connection)
@@ -381,6 +380,11 @@ class FleetAddressQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.executemany(upsert.format("VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"), values)
         FleetAddressTotal.objects.using(self.db).add(deltas)
+        self._settle(lost, gone)
+
+    def _settle(self, lost: dict[date, list[tuple[int, str]]], gone: list[int]) -> None:
+        """Read again the times the host held and no longer does (lost), and delete the rows
+        with no host left (gone), once their counts are written."""
         self._write_times(self._times_again(lost))
         for start in range(0, len(gone), KEY_CHUNK):
             self.filter(pk__in=gone[start : start + KEY_CHUNK], hosts__lte=0).delete()
@@ -394,7 +398,7 @@ class FleetAddressQuerySet(models.QuerySet):
         for day, ips in by_day.items():
             for start in range(0, len(ips), KEY_CHUNK):
                 rows = self.filter(day=day, ip__in=ips[start : start + KEY_CHUNK]).values_list(
-                    "pk", "ip", "host_bits", "users", "first_seen", "last_seen"
+                    "pk", "ip", *self.DETAIL
                 )
                 stored.update({(day, ip): (pk, tuple(detail)) for pk, ip, *detail in rows})
         return stored
@@ -448,8 +452,7 @@ class FleetAddressQuerySet(models.QuerySet):
         connection = connections[self.db]
         upsert = adding_upsert(connection, self.model, ("day", "ip"), self.SUMS, self.DETAIL)
         with connection.cursor() as cursor:
-            empty = (b"", {}, None, None)
-            details = [rollup.changed(empty, host_id, old, new)[0] for _, old, new in changes]
+            details = [rollup.changed(self.NO_DETAIL, host_id, old, new)[0] for _, old, new in changes]
             values = [(day.isoformat(), *delta, bits.hex(), json.dumps(users), first, last)
                       for (day, *delta), (bits, users, first, last) in zip(deltas, details)]  # fmt: skip
             # One statement for them all (an executemany is a round trip per row), which returns
